@@ -1,0 +1,272 @@
+"""Typed, frozen configuration: TLS choices x network x TCP settings x workload = a Scenario.
+
+Field names carry their units (`rtt_s`, `bandwidth_bps`, `data_bytes`); values are validated when
+the object is built and a bad one raises :class:`ttlbsim.errors.InvalidValue` naming the field.
+`Scenario.build(...)` accepts the unit strings people type ("35ms", "1Mbit", "200KiB", "1%") and
+is what the CLI and experiment files use. Make variants with :func:`dataclasses.replace` or
+:meth:`Scenario.replace`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import InvalidValue
+from .handshake.names import normalize_group, normalize_signature
+from .units import parse_duration, parse_fraction, parse_rate, parse_size
+
+CERT_PROFILES = ("minimal", "webpki")
+CLIENT_PROFILES = ("openssl", "browser")
+COMPRESSIONS = ("zlib", "brotli", "zstd")
+JITTER_DISTRIBUTIONS = ("uniform", "normal", "pareto", "paretonormal")
+CONGESTION_CONTROLS = ("cubic", "reno")
+
+
+def _choice(field_name: str, value: Any, choices: tuple[str, ...]) -> str:
+    v = str(value).lower()
+    if v not in choices:
+        raise InvalidValue(field_name, value, "one of " + ", ".join(choices))
+    return v
+
+
+def _int_at_least(field_name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < low:
+        raise InvalidValue(field_name, value, f"a whole number >= {low}")
+    return int(value)
+
+
+def _set(obj: Any, name: str, value: Any) -> None:
+    object.__setattr__(obj, name, value)
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """The TLS 1.3 handshake: key exchange group, certificate chain and handshake variants.
+
+    `chain` counts the certificates the server sends (leaf + intermediates; the root is not sent,
+    RFC 8446 §4.4.2). `intermediate_sig` defaults to `sig` (mixed chains allowed).
+    `chain_bytes` overrides the total DER size of the sent chain for what-ifs ("16 KB chain").
+    `tickets` is the number of NewSessionTicket messages the server sends after the handshake
+    (OpenSSL's default is 2; the study turned them off, so ttlbsim defaults to 0).
+    `key_shares` is how many key shares the client offers (None: the client profile's default).
+    """
+
+    kex: str = "X25519MLKEM768"
+    sig: str = "mldsa44"
+    chain: int = 2
+    intermediate_sig: str | None = None
+    cert_profile: str = "webpki"
+    client_profile: str = "browser"
+    mtls: bool = False
+    hrr: bool = False
+    resume: bool = False
+    compress: str | None = None
+    tickets: int = 0
+    key_shares: int | None = None
+    chain_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        _set(self, "kex", normalize_group(self.kex, "kex"))
+        _set(self, "sig", normalize_signature(self.sig, "sig"))
+        if self.intermediate_sig is not None:
+            _set(self, "intermediate_sig", normalize_signature(self.intermediate_sig, "intermediate_sig"))
+        _set(self, "chain", _int_at_least("chain", self.chain, 1))
+        _set(self, "cert_profile", _choice("cert_profile", self.cert_profile, CERT_PROFILES))
+        _set(self, "client_profile", _choice("client_profile", self.client_profile, CLIENT_PROFILES))
+        if self.compress is not None:
+            _set(self, "compress", _choice("compress", self.compress, COMPRESSIONS))
+        _set(self, "tickets", _int_at_least("tickets", self.tickets, 0))
+        if self.key_shares is not None:
+            _set(self, "key_shares", _int_at_least("key_shares", self.key_shares, 1))
+        if self.chain_bytes is not None:
+            _set(self, "chain_bytes", _int_at_least("chain_bytes", self.chain_bytes, 0))
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """A netem link, the same in both directions (the study's set-up: netem on both veth ends).
+
+    Each direction gets `delay rtt/2`, jitter `jitter/2` drawn from `jitter_dist` (netem's tables;
+    "uniform" is netem's behaviour without a distribution keyword), `rate bandwidth`, `loss loss`
+    and a queue of `limit` packets. `bandwidth_bps=None` means no rate limit.
+    """
+
+    rtt_s: float = 0.035
+    bandwidth_bps: float | None = 1e9
+    loss: float = 0.0
+    jitter_s: float = 0.0
+    jitter_dist: str = "uniform"
+    limit: int = 1000
+    mtu: int = 1500
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.rtt_s, (int, float)) and math.isfinite(self.rtt_s) and self.rtt_s > 0):
+            raise InvalidValue("rtt", self.rtt_s, "a duration > 0 such as '35ms'")
+        if self.bandwidth_bps is not None and not (math.isfinite(self.bandwidth_bps) and self.bandwidth_bps > 0):
+            raise InvalidValue("bandwidth", self.bandwidth_bps, "a rate > 0 such as '1Mbit'")
+        if not (0.0 <= self.loss < 1.0):
+            raise InvalidValue("loss", self.loss, "a loss probability in [0, 100%)")
+        if not (math.isfinite(self.jitter_s) and self.jitter_s >= 0):
+            raise InvalidValue("jitter", self.jitter_s, "a duration >= 0 such as '8.75ms'")
+        _set(self, "jitter_dist", _choice("jitter_dist", self.jitter_dist, JITTER_DISTRIBUTIONS))
+        _set(self, "limit", _int_at_least("limit", self.limit, 1))
+        _set(self, "mtu", _int_at_least("mtu", self.mtu, 576))
+        if self.mtu > 65535:
+            raise InvalidValue("mtu", self.mtu, "an MTU between 576 and 65535 bytes")
+
+
+@dataclass(frozen=True)
+class TCPConfig:
+    """Linux TCP settings (defaults: Linux 6.1 in a fresh network namespace).
+
+    `initcwnd` is the route's initcwnd in segments (Linux default 10, the study used 20), applied
+    on both sides. `hz` is the kernel's CONFIG_HZ, which decides the granularity of TCP timers
+    (linux-tcp-netem.md §0). `min_rto_s` is Linux's tcp_rto_min (200 ms; RFC 6298 says 1 s),
+    `initial_rto_s` TCP_TIMEOUT_INIT (1 s). `nodelay`: TCP_NODELAY on both endpoints (as in the
+    study's OpenSSL endpoints).
+    """
+
+    initcwnd: int = 10
+    cc: str = "cubic"
+    hystart: bool = True
+    nodelay: bool = True
+    hz: int = 250
+    min_rto_s: float = 0.2
+    initial_rto_s: float = 1.0
+    timestamps: bool = True
+
+    def __post_init__(self) -> None:
+        _set(self, "initcwnd", _int_at_least("initcwnd", self.initcwnd, 1))
+        _set(self, "cc", _choice("cc", self.cc, CONGESTION_CONTROLS))
+        _set(self, "hz", _int_at_least("hz", self.hz, 100))
+        for name in ("min_rto_s", "initial_rto_s"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v > 0):
+                raise InvalidValue(name, v, "a duration > 0")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the application does after the handshake: the client writes a `request_bytes`
+    request, the server answers with `data_bytes` of application data (in 16 KiB records)."""
+
+    data_bytes: int = 0
+    request_bytes: int = 100
+
+    def __post_init__(self) -> None:
+        _set(self, "data_bytes", _int_at_least("data", self.data_bytes, 0))
+        _set(self, "request_bytes", _int_at_least("request", self.request_bytes, 1))
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """CPU time of the handshake's cryptographic operations.
+
+    mode "measured": per-operation times measured once on this machine from the genuine
+    primitives (cached); "zero": no compute time; "explicit": `times_s` gives seconds per
+    operation kind ("sign:mldsa44" or "sign" for every algorithm); unlisted operations cost 0.
+    `scale` multiplies every time (to model a slower or faster host).
+    """
+
+    mode: str = "measured"
+    times_s: tuple[tuple[str, float], ...] = ()
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        _set(self, "mode", _choice("compute", self.mode, ("measured", "zero", "explicit")))
+        if isinstance(self.times_s, Mapping):
+            _set(self, "times_s", tuple(sorted((str(k), float(v)) for k, v in self.times_s.items())))
+        for k, v in self.times_s:
+            if not (v >= 0 and math.isfinite(v)):
+                raise InvalidValue(f"compute time of {k}", v, "a duration >= 0")
+        if not (self.scale >= 0 and math.isfinite(self.scale)):
+            raise InvalidValue("compute_scale", self.scale, "a number >= 0")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One connection set-up to simulate (or emulate) many times."""
+
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    tcp: TCPConfig = field(default_factory=TCPConfig)
+    workload: Workload = field(default_factory=Workload)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+
+    _TLS = {f.name for f in dataclasses.fields(TLSConfig)}
+    _TCP = {f.name for f in dataclasses.fields(TCPConfig)}
+
+    @classmethod
+    def build(cls, **options: Any) -> "Scenario":
+        """Build a scenario from flat options with unit strings.
+
+        Network: rtt="35ms", bandwidth="1Gbit" (or None), loss="1%", jitter="8.75ms",
+        jitter_dist="paretonormal", limit=1000, mtu=1500. TCP: initcwnd, cc, hystart, nodelay,
+        hz, min_rto, initial_rto. Workload: data="200KiB", request="100". TLS: every TLSConfig
+        field (kex, sig, chain, cert_profile, client_profile, mtls, hrr, resume, compress,
+        tickets, key_shares, chain_bytes="16KB"). Compute: compute="measured"|"zero".
+        """
+        tls: dict[str, Any] = {}
+        tcp: dict[str, Any] = {}
+        net: dict[str, Any] = {}
+        work: dict[str, Any] = {}
+        comp: dict[str, Any] = {}
+        for key, value in options.items():
+            if value is None and key not in ("bandwidth", "intermediate_sig", "compress", "key_shares", "chain_bytes"):
+                continue
+            if key == "rtt":
+                net["rtt_s"] = parse_duration(value, "rtt")
+            elif key == "bandwidth":
+                net["bandwidth_bps"] = None if value in (None, "none", "unlimited", "0") else parse_rate(value, "bandwidth")
+            elif key == "loss":
+                net["loss"] = parse_fraction(value, "loss")
+            elif key == "jitter":
+                net["jitter_s"] = parse_duration(value, "jitter")
+            elif key in ("jitter_dist", "limit", "mtu"):
+                net[key] = value
+            elif key == "data":
+                work["data_bytes"] = parse_size(value, "data")
+            elif key == "request":
+                work["request_bytes"] = parse_size(value, "request")
+            elif key == "chain_bytes":
+                tls[key] = None if value is None else parse_size(value, "chain_bytes")
+            elif key in ("min_rto", "initial_rto"):
+                tcp[key + "_s"] = parse_duration(value, key)
+            elif key == "compute":
+                comp["mode"] = value
+            elif key == "compute_scale":
+                comp["scale"] = float(value)
+            elif key in cls._TLS:
+                tls[key] = value
+            elif key in cls._TCP:
+                tcp[key] = value
+            else:
+                raise InvalidValue("option", key, "a scenario option (kex, sig, chain, rtt, bandwidth, loss, jitter, "
+                                   "jitter_dist, initcwnd, cc, mtu, limit, data, request, ...)")
+        return cls(tls=TLSConfig(**tls), network=NetworkConfig(**net), tcp=TCPConfig(**tcp),
+                   workload=Workload(**work), compute=ComputeConfig(**comp))
+
+    def replace(self, **options: Any) -> "Scenario":
+        """A copy with flat options (as in :meth:`build`) changed."""
+        return Scenario.build(**{**self.to_options(), **options})
+
+    def to_options(self) -> dict[str, Any]:
+        """Flat options that :meth:`build` turns back into this scenario (canonical units)."""
+        opts: dict[str, Any] = dataclasses.asdict(self.tls)
+        opts.update(dataclasses.asdict(self.tcp))
+        for k in ("min_rto_s", "initial_rto_s"):
+            opts[k[:-2]] = f"{opts.pop(k) * 1e3:g}ms"
+        n = self.network
+        opts.update(rtt=f"{n.rtt_s * 1e3:g}ms", bandwidth=None if n.bandwidth_bps is None else f"{n.bandwidth_bps:g}bit",
+                    loss=f"{n.loss:g}", jitter=f"{n.jitter_s * 1e3:g}ms", jitter_dist=n.jitter_dist,
+                    limit=n.limit, mtu=n.mtu, data=str(self.workload.data_bytes),
+                    request=str(self.workload.request_bytes), compute=self.compute.mode,
+                    compute_scale=self.compute.scale)
+        return opts
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested, JSON-ready description with units in the keys."""
+        return dataclasses.asdict(self)
