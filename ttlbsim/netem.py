@@ -42,6 +42,7 @@ __all__ = [
     "DISTRIBUTIONS",
     "NETEM_DIST_SCALE",
     "TABLE_SIZE",
+    "delay_lut_s",
     "delay_table",
     "sample_delays",
     "sample_delays_ns",
@@ -123,6 +124,27 @@ def _check(dist: str) -> str:
     return d
 
 
+def _tabledist_ns(table: np.ndarray, mu: int, sigma: int) -> np.ndarray:
+    """`tabledist()` for table values `table` (int64 array): integer ns, rounding as the kernel."""
+    x = (sigma % NETEM_DIST_SCALE) * table
+    half = NETEM_DIST_SCALE // 2
+    frac = np.where(x >= 0, (x + half) // NETEM_DIST_SCALE, -((half - x) // NETEM_DIST_SCALE))
+    return frac + (sigma // NETEM_DIST_SCALE) * table + mu
+
+
+@functools.lru_cache(maxsize=64)
+def delay_lut_s(dist: str, delay_ns: int, jitter_ns: int) -> np.ndarray:
+    """Delay in seconds for each of the 4096 table indices: ``delay_lut_s(...)[r % 4096]``.
+
+    The per-packet delay depends only on the table index, so a path precomputes this once and
+    samples it with a uniform index (what ``r % 4096`` of a uniform u32 is). Read-only, cached.
+    """
+    table = delay_table(_check(dist)).astype(np.int64)
+    lut = _tabledist_ns(table, int(delay_ns), min(abs(int(jitter_ns)), _JITTER_MAX_NS)) * 1e-9
+    lut.setflags(write=False)
+    return lut
+
+
 def sample_delays_ns(dist: str, delay_ns: int, jitter_ns: int, n: int,
                      rng: np.random.Generator) -> np.ndarray:
     """`n` per-packet netem delays in integer ns (int64), as `tabledist()` computes them.
@@ -139,11 +161,7 @@ def sample_delays_ns(dist: str, delay_ns: int, jitter_ns: int, n: int,
     rnd = rng.integers(0, 1 << 32, size=n, dtype=np.uint64).astype(np.int64)
     if d == "uniform":
         return (rnd % (2 * sigma)) + mu - sigma
-    t = delay_table(d).astype(np.int64)[rnd % TABLE_SIZE]
-    x = (sigma % NETEM_DIST_SCALE) * t
-    half = NETEM_DIST_SCALE // 2
-    frac = np.where(x >= 0, (x + half) // NETEM_DIST_SCALE, -((half - x) // NETEM_DIST_SCALE))
-    return frac + (sigma // NETEM_DIST_SCALE) * t + mu
+    return _tabledist_ns(delay_table(d).astype(np.int64)[rnd % TABLE_SIZE], mu, sigma)
 
 
 def sample_delays(dist: str, delay_s: float, jitter_s: float, n: int,
