@@ -56,6 +56,9 @@ class HandshakeProfile:
     (16384, RFC 8446 §5.1); the session uses them to frame application data.
     `params` records the choices the profile was built from (kex, sig, chain, ...), and
     `sizes` notable object sizes (certificate DER lengths, key share, signature).
+    `post_ops` are the operations the server performs after it has received the client's last
+    handshake flight and before it writes anything else (NewSessionTicket or the response): with
+    mutual TLS, verifying the client's chain and CertificateVerify.
     """
 
     flights: tuple[Flight, ...]
@@ -63,6 +66,7 @@ class HandshakeProfile:
     max_fragment: int = 16384
     params: dict = field(default_factory=dict, compare=False, hash=False)
     sizes: dict = field(default_factory=dict, compare=False, hash=False)
+    post_ops: tuple[str, ...] = ()
 
     @property
     def handshake_flights(self) -> tuple[Flight, ...]:
@@ -89,6 +93,7 @@ class HandshakeProfile:
                 for f in self.flights
             ],
             "sizes": dict(self.sizes),
+            "post_ops": list(self.post_ops),
         }
 
     def to_json(self, **kw) -> str:
@@ -109,7 +114,8 @@ class HandshakeProfile:
         )
         return cls(flights=flights, record_overhead=int(d.get("record_overhead", 22)),
                    max_fragment=int(d.get("max_fragment", 16384)),
-                   params=dict(d.get("params", {})), sizes=dict(d.get("sizes", {})))
+                   params=dict(d.get("params", {})), sizes=dict(d.get("sizes", {})),
+                   post_ops=tuple(d.get("post_ops", ())))
 
 
 __all__ = ["Flight", "HandshakeProfile", "Sender"]
