@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 
 import numpy as np
 
@@ -100,7 +101,7 @@ class NetemPath:
 
     __slots__ = ("delay_s", "jitter_s", "jitter_dist", "rate_bps", "loss", "limit",
                  "sent", "lost", "dropped", "_delay_ns", "_jitter_ns", "_loss_u32",
-                 "_rate_Bps", "_tx_cache", "_heap", "_t_last", "_loss_rng", "_delay_rng",
+                 "_rate_Bps", "_tx_cache", "_heap", "_loss_rng", "_delay_rng",
                  "_batch", "_loss_buf", "_loss_i", "_delay_buf", "_delay_i", "_const_delay",
                  "_lut")
 
@@ -120,8 +121,9 @@ class NetemPath:
         self._loss_u32 = int(round(loss * 0xFFFFFFFF))  # set_percent(): rint(p * UINT32_MAX)
         self._rate_Bps = None if rate_bps is None else rate_bps / 8.0
         self._tx_cache: dict[int, float] = {}
-        self._heap: list[float] = []   # time_to_send of packets still held (> now)
-        self._t_last = -math.inf       # latest time_to_send queued (valid while _heap)
+        # time_to_send of packets still held (> now): with a rate they are queued in FIFO
+        # order with non-decreasing times (a deque); without, any order (a min-heap)
+        self._heap: list[float] | deque[float] = [] if rate_bps is None else deque()
         if delay_rng is None:
             # spawning costs ~25 us: only when both streams are actually drawn from
             delay_rng = rng.spawn(1)[0] if (self._jitter_ns and self._loss_u32) else rng
@@ -190,31 +192,42 @@ class NetemPath:
                 self.lost += 1
                 return LOST
         # 2. queue limit: packets still held = time_to_send > now
-        heap = self._heap
-        while heap and heap[0] <= now:
-            heapq.heappop(heap)
-        if len(heap) >= self.limit:
+        held = self._heap
+        if self._rate_Bps is not None:
+            while held and held[0] <= now:
+                held.popleft()
+            if len(held) >= self.limit:
+                self.dropped += 1
+                return DROPPED
+            # 3./4. delay, then rate: max(now + delay, T_last) + L / R
+            tts = now + delay
+            if held and held[-1] > tts:
+                tts = held[-1]
+            tts += self._tx_time(payload + header)
+            # 5. tfifo (FIFO here: tts >= T_last)
+            if tts > now:
+                held.append(tts)
+                return tts
+            return now
+        while held and held[0] <= now:
+            heapq.heappop(held)
+        if len(held) >= self.limit:
             self.dropped += 1
             return DROPPED
-        # 3./4. delay, then rate
+        # 3. delay; 5. tfifo ordered by time_to_send
         tts = now + delay
-        if self._rate_Bps is not None:
-            if heap and self._t_last > tts:
-                tts = self._t_last
-            tts += self._tx_time(payload + header)
-            self._t_last = tts
-        # 5. tfifo
         if tts > now:
-            heapq.heappush(heap, tts)
+            heapq.heappush(held, tts)
             return tts
         return now
 
     def held(self, now: float) -> int:
         """Packets held in netem at `now` (queued, time_to_send still in the future)."""
-        heap = self._heap
-        while heap and heap[0] <= now:
-            heapq.heappop(heap)
-        return len(heap)
+        held = self._heap
+        pop = held.popleft if isinstance(held, deque) else (lambda: heapq.heappop(held))
+        while held and held[0] <= now:
+            pop()
+        return len(held)
 
 
 class Link:
