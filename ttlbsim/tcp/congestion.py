@@ -227,7 +227,9 @@ class Cubic(CongestionControl):
       cwnd is unchanged for ≤ HZ/32; 5 %/RTT growth cap before the first loss
       (last_max_cwnd == 0); TCP friendliness (Reno estimate with beta_scale 15); cnt ≥ 2.
     - `cubictcp_recalc_ssthresh()`: beta 717/1024, fast convergence, epoch reset.
-    - HyStart (`cubictcp_acked()`, `hystart_update()`, 6.1.y layout): delay samples are the
+    - HyStart (`cubictcp_acked()`, `hystart_update()`, 6.1.y layout since upstream commit
+      25c1a9ca53db "fix incorrect HyStart round start detection", backported 2025: rounds are
+      tracked even while cwnd < 16; 6.1.0 skipped the whole update below 16): delay samples are the
       ca_rtt; discarded during the first second of a CUBIC epoch; delay_min is the all-time
       minimum; a round ends when snd_una passes the snd_nxt recorded at its start; tests run
       only with cwnd ≥ 16 in slow start until one fires (then ssthresh = cwnd):
