@@ -1,0 +1,220 @@
+"""The simulator against closed-form answers, properties that must hold, and determinism."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ttlbsim import Scenario
+from ttlbsim.compute import ComputeModel
+from ttlbsim.handshake import build_profile
+from ttlbsim.session import K_IP_TCP_TS_OVERHEAD, Connection, run_connection
+from ttlbsim.simulate import compare, simulate
+from ttlbsim.tcp.segment import K_HEADER_BYTES, K_SYN_FRAME_BYTES
+
+MSS = 1500 - K_IP_TCP_TS_OVERHEAD
+
+
+def scenario(**kw) -> Scenario:
+    base = dict(kex="x25519", sig="rsa2048", cert_profile="minimal", client_profile="openssl",
+                rtt="80ms", bandwidth="1Gbit", data=0, initcwnd=10, compute="zero")
+    base.update(kw)
+    return Scenario.build(**base)
+
+
+def one(s: Scenario, seed: int = 0):
+    return run_connection(s, build_profile(s.tls), ComputeModel(s.compute), np.random.SeedSequence(seed))
+
+
+def frames(writes) -> int:
+    """Frame bytes of a flight written with these write() sizes, each write's tail its own segment."""
+    total = 0
+    for w in writes:
+        total += w + K_HEADER_BYTES * math.ceil(w / MSS)
+    return total
+
+
+def slow_start_rounds(segments: int, cwnd: int) -> int:
+    rounds = 0
+    while segments > 0:
+        segments -= cwnd
+        cwnd *= 2
+        rounds += 1
+    return rounds
+
+
+# -- closed-form answers ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rate", ["1Gbit", "10Mbit", "1Mbit"])
+def test_zero_data_is_tcp_handshake_plus_tls_round_trip_plus_serialisation(rate):
+    s = scenario(bandwidth=rate, rtt="35ms")
+    prof = build_profile(s.tls)
+    client_hello, server_flight = prof.flights[0], prof.flights[1]
+    assert server_flight.bytes < 10 * MSS  # fits the initial window
+    rtt, bps = s.network.rtt_s, s.network.bandwidth_bps
+    # SYN, SYN-ACK, the client's ACK and ClientHello, the server's quick ACK of the last
+    # ClientHello segment (sent before the application answers; earlier ACKs leave while later
+    # segments are still serialised), then the server's flight
+    serial = 8 / bps * (2 * K_SYN_FRAME_BYTES + K_HEADER_BYTES + frames(client_hello.writes)
+                        + K_HEADER_BYTES + frames(server_flight.writes))
+    r = one(s)
+    assert r.ttfb == pytest.approx(2 * rtt + serial, abs=2e-4)
+    assert r.ttlb == r.ttfb
+
+
+@pytest.mark.parametrize("initcwnd", [10, 20])
+def test_response_takes_the_slow_start_rounds_of_its_initcwnd(initcwnd):
+    data = 60 * 1024
+    s = scenario(data=data, initcwnd=initcwnd)
+    r = one(s)
+    segments = math.ceil((data + 22 * math.ceil(data / 16384)) / MSS)
+    rounds = slow_start_rounds(segments, initcwnd)
+    assert rounds == (3 if initcwnd == 10 else 2)
+    # request → server: rtt/2, then `rounds` round trips minus the final return half
+    assert (r.ttlb - r.ttfb) == pytest.approx(rounds * s.network.rtt_s, abs=3e-3)
+
+
+def test_a_server_flight_larger_than_initcwnd_costs_one_more_round_trip():
+    small = scenario(sig="ecdsa-p256")
+    big = scenario(kex="X25519MLKEM768", sig="mldsa87", chain=2)
+    assert build_profile(big.tls).flights[1].bytes > 10 * MSS
+    assert build_profile(small.tls).flights[1].bytes < 10 * MSS
+    rtt = small.network.rtt_s
+    assert one(small).ttfb == pytest.approx(2 * rtt, abs=2e-3)
+    assert one(big).ttfb == pytest.approx(3 * rtt, abs=3e-3)
+    # with initcwnd 20 the big flight fits again
+    assert one(scenario(kex="X25519MLKEM768", sig="mldsa87", initcwnd=20)).ttfb == pytest.approx(2 * rtt, abs=3e-3)
+
+
+def test_a_bigger_handshake_can_make_the_response_arrive_sooner():
+    """The PQ server flight's ACKs grow cwnd during the handshake (slow start counts delivered
+    segments), so its response needs fewer rounds than the classical one's."""
+    net = dict(rtt="80ms", bandwidth="10Mbit", initcwnd=10, data="100KiB")
+    classical = scenario(**net)
+    pq = scenario(kex="X25519MLKEM768", sig="mldsa44", **net)  # the study's PQ pair
+    rc, rp = one(classical), one(pq)
+    assert rp.ttfb > rc.ttfb      # the handshake itself is slower...
+    assert rp.ttlb < rc.ttlb      # ...but the last byte arrives earlier
+
+
+# -- properties ---------------------------------------------------------------------------------------
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rtt_ms=st.integers(5, 300), mbit=st.sampled_from([1, 5, 10, 100, 1000]),
+       loss=st.sampled_from([0.0, 0.01, 0.05, 0.15]), kib=st.integers(0, 200),
+       initcwnd=st.integers(1, 30), seed=st.integers(0, 2**32 - 1))
+def test_ttlb_is_never_below_the_physical_lower_bound(rtt_ms, mbit, loss, kib, initcwnd, seed):
+    s = scenario(rtt=f"{rtt_ms}ms", bandwidth=f"{mbit}Mbit", loss=loss, data=kib * 1024, initcwnd=initcwnd)
+    r = one(s, seed)
+    prof = build_profile(s.tls)
+    down = sum(f.bytes for f in prof.flights if f.sender == "server") + kib * 1024
+    bound = 2 * s.network.rtt_s + down * 8 / s.network.bandwidth_bps + (s.network.rtt_s if kib else 0)
+    assert r.ttlb >= bound - 1e-9
+    assert r.ttfb <= r.ttlb
+
+
+@settings(max_examples=20, deadline=None)
+@given(loss=st.sampled_from([0.0, 0.02, 0.1, 0.2]), kib=st.integers(1, 200), seed=st.integers(0, 10**6))
+def test_every_byte_is_delivered_once_and_in_order(loss, kib, seed):
+    s = scenario(loss=loss, data=kib * 1024, rtt="40ms", bandwidth="20Mbit")
+    prof = build_profile(s.tls)
+    import simpy
+
+    from ttlbsim.link import Link
+    env = simpy.Environment()
+    up_seq, down_seq, _ = np.random.SeedSequence(seed).spawn(3)
+    conn = Connection(env, s, Link(s.network, np.random.default_rng(up_seq), np.random.default_rng(down_seq)), 0.0)
+    seen: list[int] = []
+    original = conn._received_bytes
+
+    def record(side, total):
+        if side == "client":
+            seen.append(total)
+        original(side, total)
+    conn._received_bytes = record
+    expected = sum(f.bytes for f in prof.flights if f.sender == "server") + sum(
+        n + 22 for n in [16384] * (kib * 1024 // 16384) + ([kib * 1024 % 16384] if kib * 1024 % 16384 else []))
+
+    def client():
+        conn.client.connect(env.now)
+        conn._after(conn.client)
+        yield conn.client_established
+
+    def server():
+        yield conn.server_established
+        conn.write(conn.server, expected)
+    env.process(client())
+    env.process(server())
+    env.run(until=600)
+    assert seen == sorted(seen)
+    assert len(seen) == len(set(seen))
+    assert seen[-1] == expected
+    assert conn.client.receiver.rcv_nxt == expected
+
+
+def test_a_lost_syn_costs_at_least_one_second():
+    s = scenario(rtt="35ms")
+    base = one(s)
+
+    class DropFirst:
+        def __init__(self, path):
+            self.path, self.dropped = path, False
+
+        def send(self, now, nbytes, header=0):
+            if not self.dropped:
+                self.dropped = True
+                return -1.0
+            return self.path.send(now, nbytes, header)
+
+    import simpy
+
+    from ttlbsim.link import Link
+    env = simpy.Environment()
+    link = Link(s.network, np.random.default_rng(1), np.random.default_rng(2))
+    link.up = DropFirst(link.up)
+    conn = Connection(env, s, link, 0.0)
+    done = {}
+
+    def client():
+        conn.client.connect(env.now)
+        conn._after(conn.client)
+        yield conn.client_established
+        done["t"] = env.now
+    env.process(client())
+    env.run(until=10)
+    # the SYN timer (1 s, rounded up to a jiffy) plus one round trip
+    assert done["t"] >= 1.0 + s.network.rtt_s
+    assert done["t"] >= base.ttfb / 2 + 1.0 - 1e-9
+
+
+def test_more_loss_never_lowers_mean_ttlb():
+    means = []
+    for loss in (0.0, 0.01, 0.03, 0.1):
+        r = simulate(scenario(loss=loss, rtt="35ms", bandwidth="100Mbit", data="100KiB", initcwnd=20), runs=150, seed=7)
+        means.append(r.ttlb_ms.mean())
+    assert means == sorted(means), means
+
+
+# -- determinism -------------------------------------------------------------------------------------
+
+def test_same_seed_same_results_in_one_or_four_processes():
+    s = scenario(loss="3%", jitter="10ms", jitter_dist="paretonormal", data="50KiB", rtt="35ms", bandwidth="10Mbit")
+    one_proc = simulate(s, runs=24, seed=11, workers=1)
+    four = simulate(s, runs=24, seed=11, workers=4)
+    for k in one_proc.arrays:
+        np.testing.assert_array_equal(one_proc.arrays[k], four.arrays[k])
+    other_seed = simulate(s, runs=24, seed=12)
+    assert not np.array_equal(one_proc.ttlb_ms, other_seed.ttlb_ms)
+
+
+def test_compare_reports_slowdown_per_percentile():
+    a = scenario(rtt="200ms", bandwidth="1Mbit", initcwnd=20)
+    b = scenario(kex="X25519MLKEM768", sig="mldsa44", rtt="200ms", bandwidth="1Mbit", initcwnd=20)
+    cmp = compare(a, b, data=[0, 200 * 1024], runs=5)
+    rows = cmp.rows()
+    d0, d200 = rows[0]["ttlb_ms"]["slowdown_pct"]["p50"], rows[1]["ttlb_ms"]["slowdown_pct"]["p50"]
+    assert d0 > d200 > 0

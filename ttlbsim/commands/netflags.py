@@ -1,0 +1,48 @@
+"""Network, TCP and workload flags shared by simulate, compare and emulate."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..scenario import Scenario
+
+
+def add_network_flags(p: argparse.ArgumentParser, *, data_list: bool = False) -> None:
+    g = p.add_argument_group("network (netem on both ends, as in the study)")
+    g.add_argument("--rtt", default="35ms", help="round-trip time; each direction gets delay rtt/2 (default 35ms)")
+    g.add_argument("--bandwidth", default="1Gbit", help="link rate each way, e.g. 1Mbit, 1Gbit, 'none' (default 1Gbit)")
+    g.add_argument("--loss", default="0%", help="per-packet loss each way, e.g. 1%% (default 0%%)")
+    g.add_argument("--jitter", default="0ms", help="jitter of the round trip; each direction gets jitter/2")
+    g.add_argument("--jitter-dist", default="uniform",
+                   help="uniform (netem without a table) | normal | pareto | paretonormal")
+    g.add_argument("--limit", type=int, default=1000, help="netem queue limit in packets (default 1000)")
+    g.add_argument("--mtu", type=int, default=1500, help="MTU in bytes (default 1500 → MSS 1448)")
+    t = p.add_argument_group("TCP (Linux 6.x defaults)")
+    t.add_argument("--initcwnd", type=int, default=10, help="route initcwnd in segments (default 10; the study used 20)")
+    t.add_argument("--cc", default="cubic", help="congestion control: cubic (with HyStart) | reno")
+    t.add_argument("--no-hystart", action="store_true", help="turn HyStart off")
+    t.add_argument("--hz", type=int, default=250, help="kernel CONFIG_HZ: TCP timer granularity (default 250)")
+    w = p.add_argument_group("workload")
+    if data_list:
+        w.add_argument("--data", default="0,50KiB,200KiB", help="response sizes, comma-separated (default 0,50KiB,200KiB)")
+    else:
+        w.add_argument("--data", default="200KiB", help="response size, e.g. 200KiB (default 200KiB)")
+    w.add_argument("--request", default="100", help="request size in bytes (default 100)")
+    w.add_argument("--compute", default="measured", help="crypto CPU time: measured (default) | zero")
+
+
+def network_options(args: argparse.Namespace) -> dict:
+    return dict(rtt=args.rtt, bandwidth=args.bandwidth, loss=args.loss, jitter=args.jitter,
+                jitter_dist=args.jitter_dist, limit=args.limit, mtu=args.mtu, initcwnd=args.initcwnd,
+                cc=args.cc, hystart=not args.no_hystart, hz=args.hz, request=args.request, compute=args.compute)
+
+
+def add_run_flags(p: argparse.ArgumentParser, runs: int = 1000) -> None:
+    p.add_argument("--runs", type=int, default=runs, help=f"connections to simulate (default {runs})")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (same results for any number)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def build_scenario(**options) -> Scenario:
+    return Scenario.build(**options)

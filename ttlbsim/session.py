@@ -1,0 +1,233 @@
+"""One TLS 1.3 connection over TCP through a netem link, as simpy processes.
+
+The protocol objects (`ttlbsim.tcp.endpoint.Endpoint`, `ttlbsim.link.NetemPath`) are plain
+objects handed the current time; this module is the thin driver: it carries segments across the
+link (a simpy timeout per packet), wakes each endpoint at its timer deadline, and runs the two
+applications as simpy processes that follow the handshake profile:
+
+client: connect() → ClientHello → wait for the server's whole flight → compute (decapsulate,
+verify) → [Certificate, CertificateVerify,] Finished — handshake complete (TTFB) — and the
+request; then wait for the last response byte (TTLB).
+server: accept → wait for the ClientHello → compute (encapsulate, sign) → its flight → wait for
+the client's Finished → NewSessionTickets (if any) → wait for the request → the response in TLS
+records (one write() per record, ≤ 16 KiB of plaintext + 22 B each).
+
+Times are measured from the client's connect(), as the study's timer does. With `data` = 0 the
+server sends no response and TTLB = TTFB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from .compute import ComputeModel
+from .handshake.profile import HandshakeProfile
+from .link import Link
+from .scenario import Scenario
+from .tcp.endpoint import Endpoint
+from .timers import KernelTimers
+
+K_IP_TCP_TS_OVERHEAD = 52  # IPv4 (20) + TCP (20) + timestamp option (12): MSS = MTU - 52
+
+
+@dataclass
+class RunRecord:
+    """What one simulated connection produced (times in seconds from connect())."""
+
+    ttfb: float
+    ttlb: float
+    retransmits: int
+    rtos: int
+    tlps: int
+    packets_up: int
+    packets_down: int
+    bytes_up: int
+    bytes_down: int
+
+
+class _Waiter:
+    __slots__ = ("target", "event")
+
+    def __init__(self) -> None:
+        self.target = -1
+        self.event: simpy.Event | None = None
+
+
+class Connection:
+    """Wires two endpoints to a link inside a simpy Environment."""
+
+    def __init__(self, env: simpy.Environment, scenario: Scenario, link: Link, timer_phase: float) -> None:
+        self.env = env
+        tcp = scenario.tcp
+        mss = scenario.network.mtu - K_IP_TCP_TS_OVERHEAD
+        self.client_established = env.event()
+        self.server_established = env.event()
+        self._waiters = {"client": _Waiter(), "server": _Waiter()}
+        self._received = {"client": 0, "server": 0}
+        timers = KernelTimers(tcp.hz, timer_phase)
+        self.link = link
+        self.client = Endpoint(name="client", tcp=tcp, mss=mss, timers=timers,
+                               emit=lambda seg: self._carry(self.link.up, self.server, seg),
+                               on_established=lambda now: self._succeed(self.client_established),
+                               on_receive=lambda now, n: self._received_bytes("client", n))
+        self.server = Endpoint(name="server", tcp=tcp, mss=mss, timers=timers,
+                               emit=lambda seg: self._carry(self.link.down, self.client, seg),
+                               on_established=lambda now: self._succeed(self.server_established),
+                               on_receive=lambda now, n: self._received_bytes("server", n))
+        self._timer_at = {id(self.client): None, id(self.server): None}
+
+    # -- plumbing -------------------------------------------------------------------------------
+    @staticmethod
+    def _succeed(event: simpy.Event) -> None:
+        if not event.triggered:
+            event.succeed()
+
+    def _carry(self, path, peer: Endpoint, seg) -> None:
+        env = self.env
+        now = env.now
+        release = path.send(now, seg.frame_bytes, 0)
+        if release < 0:
+            # LOST, or DROPPED at the queue limit. Linux would keep a DROPPED segment unsent and
+            # enter CWR; with the default limit of 1000 packets these flows never reach it, so
+            # both are treated as a loss on the wire (README: what the model leaves out).
+            return
+        ev = env.timeout(release - now if release > now else 0.0)
+        ev.callbacks.append(lambda _ev: self._deliver(peer, seg))
+
+    def _deliver(self, ep: Endpoint, seg) -> None:
+        ep.on_segment(self.env.now, seg)
+        self._after(ep)
+
+    def _after(self, ep: Endpoint) -> None:
+        """Make sure a wake-up is scheduled at the endpoint's earliest timer deadline."""
+        deadline = ep.timer_deadline()
+        if deadline is None:
+            return
+        key = id(ep)
+        scheduled = self._timer_at[key]
+        if scheduled is not None and scheduled <= deadline:
+            return
+        self._timer_at[key] = deadline
+        ev = self.env.timeout(max(deadline - self.env.now, 0.0))
+        ev.callbacks.append(lambda _ev: self._wake(ep, deadline))
+
+    def _wake(self, ep: Endpoint, deadline: float) -> None:
+        key = id(ep)
+        if self._timer_at[key] == deadline:
+            self._timer_at[key] = None
+        now = self.env.now
+        due = ep.timer_deadline()
+        if due is not None and due <= now + 1e-12:
+            ep.on_timer(now)
+        self._after(ep)
+        self._after(self.server if ep is self.client else self.client)
+
+    def _received_bytes(self, side: str, total: int) -> None:
+        self._received[side] = total
+        w = self._waiters[side]
+        if w.event is not None and total >= w.target:
+            ev, w.event = w.event, None
+            ev.succeed()
+
+    def wait_bytes(self, side: str, target: int) -> simpy.Event:
+        """An event that fires when `side` has received `target` bytes in total."""
+        ev = self.env.event()
+        if self._received[side] >= target:
+            ev.succeed()
+            return ev
+        w = self._waiters[side]
+        w.target, w.event = target, ev
+        return ev
+
+    def write(self, ep: Endpoint, nbytes: int) -> None:
+        ep.write(self.env.now, nbytes)
+        self._after(ep)
+
+
+def response_writes(data_bytes: int, profile: HandshakeProfile) -> list[int]:
+    """The server's write() sizes for `data_bytes` of response: one TLS record per write."""
+    out = []
+    left = data_bytes
+    while left > 0:
+        chunk = min(left, profile.max_fragment)
+        out.append(chunk + profile.record_overhead)
+        left -= chunk
+    return out
+
+
+def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: ComputeModel,
+                   seed_seq: np.random.SeedSequence) -> RunRecord:
+    """Simulate one connection; all randomness comes from `seed_seq`."""
+    up_seq, down_seq, misc_seq = seed_seq.spawn(3)
+    env = simpy.Environment()
+    link = Link(scenario.network, np.random.default_rng(up_seq), np.random.default_rng(down_seq))
+    phase = float(np.random.default_rng(misc_seq).random()) / scenario.tcp.hz
+    conn = Connection(env, scenario, link, phase)
+    flights = profile.flights
+    request = scenario.workload.request_bytes + profile.record_overhead
+    response = response_writes(scenario.workload.data_bytes, profile)
+    times = {"ttfb": None, "ttlb": None}
+    last_client_hs = max(i for i, f in enumerate(flights) if f.sender == "client" and f.phase == "handshake")
+    server_total = sum(f.bytes for f in flights if f.sender == "server")
+    client_total = sum(f.bytes for f in flights if f.sender == "client")
+
+    def client_app():
+        conn.client.connect(env.now)
+        conn._after(conn.client)
+        yield conn.client_established
+        received = 0
+        for i, f in enumerate(flights):
+            if f.sender == "server":
+                if f.phase == "handshake":
+                    received += f.bytes
+                    yield conn.wait_bytes("client", received)
+                continue
+            delay = compute.flight_time(f.ops)
+            if delay:
+                yield env.timeout(delay)
+            if i == last_client_hs:
+                times["ttfb"] = env.now
+            for w in f.writes:
+                conn.write(conn.client, w)
+        conn.write(conn.client, request)
+        if response:
+            yield conn.wait_bytes("client", server_total + sum(response))
+            times["ttlb"] = env.now
+        else:
+            times["ttlb"] = times["ttfb"]
+
+    def server_app():
+        yield conn.server_established
+        received = 0
+        for f in flights:
+            if f.sender == "client":
+                received += f.bytes
+                yield conn.wait_bytes("server", received)
+                continue
+            delay = compute.flight_time(f.ops)
+            if delay:
+                yield env.timeout(delay)
+            for w in f.writes:
+                conn.write(conn.server, w)
+        if profile.post_ops and not any(f.sender == "server" and f.phase == "post" for f in flights):
+            # checks of the client's chain under mTLS (otherwise part of the ticket flight's ops)
+            delay = compute.flight_time(profile.post_ops)
+            if delay:
+                yield env.timeout(delay)
+        yield conn.wait_bytes("server", client_total + request)
+        for w in response:
+            conn.write(conn.server, w)
+
+    client_proc = env.process(client_app())
+    env.process(server_app())
+    env.run(until=client_proc)
+    c, s = conn.client, conn.server
+    return RunRecord(
+        ttfb=times["ttfb"], ttlb=times["ttlb"],
+        retransmits=c.sender.retransmits + s.sender.retransmits + c.syn_retrans + s.syn_retrans,
+        rtos=c.sender.rto_count + s.sender.rto_count, tlps=c.sender.tlp_count + s.sender.tlp_count,
+        packets_up=c.segments_out, packets_down=s.segments_out, bytes_up=c.bytes_out, bytes_down=s.bytes_out,
+    )

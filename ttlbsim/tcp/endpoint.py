@@ -1,0 +1,196 @@
+"""One Linux TCP endpoint (client or server): connection set-up, the sender and receiver halves,
+and its timers. A plain object handed the current time (sans-I/O, like aioquic's connection):
+the driver (`ttlbsim.session`) feeds it segments and timer expiries and carries what it emits.
+
+Connection set-up as Linux 6.1 does it (linux-tcp-netem.md §2): SYN and SYN-ACK retransmitted
+after 1 s (TCP_TIMEOUT_INIT), doubling; a duplicate SYN makes the server resend its SYN-ACK at
+once (`tcp_check_req`); the handshake RTT seeds the estimator (timestamp echo after a
+retransmission); cwnd = the route's initcwnd at ESTABLISHED, or 1 after more than one SYN /
+SYN-ACK retransmission (`tcp_init_transfer`). Windows: 64240 B in the SYN, 65160 B in the
+SYN-ACK (`tcp_select_initial_window`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..timers import KernelTimers
+from .congestion import create_congestion_control
+from .receiver import Receiver
+from .rtt import RttEstimator
+from .segment import ACK, SYN, Segment
+from .sender import Sender
+
+CLOSED, SYN_SENT, SYN_RECV, ESTABLISHED = 0, 1, 2, 3
+K_SYN_WINDOW_CLIENT = 64240   # rounddown(65535, 1460)
+K_SYN_WINDOW_SERVER = 65160   # rounddown(65535, 1448)
+K_SYN_RETRIES = 6             # tcp_syn_retries
+K_SYNACK_RETRIES = 5          # tcp_synack_retries
+
+
+def _ts(now: float) -> float:
+    """TCP timestamp value: ms clock (TCP_TS_HZ 1000), never 0."""
+    return max(int(now * 1000.0) / 1000.0, 1e-3)
+
+
+class Endpoint:
+    """A TCP endpoint. `emit(seg)` puts a segment on this side's netem; `on_established(now)` and
+    `on_receive(now, total_bytes)` tell the application about progress."""
+
+    def __init__(self, *, name: str, tcp, mss: int, timers: KernelTimers, emit: Callable[[Segment], None],
+                 on_established: Callable[[float], None], on_receive: Callable[[float, int], None]) -> None:
+        self.name = name
+        self.tcp = tcp
+        self.mss = mss
+        self.timers = timers
+        self._emit_raw = emit
+        self._on_established = on_established
+        self._on_receive = on_receive
+        self.state = CLOSED
+        self.rtt = RttEstimator(min_rto_s=tcp.min_rto_s, initial_rto_s=tcp.initial_rto_s, hz=tcp.hz)
+        self.cc = create_congestion_control(tcp.cc, initcwnd=tcp.initcwnd, hystart=tcp.hystart, hz=tcp.hz,
+                                            jiffy_phase_s=timers.phase_s)
+        self.receiver = Receiver(advmss=mss)
+        self.sender = Sender(mss=mss, cc=self.cc, rtt=self.rtt, timers=timers, nodelay=tcp.nodelay,
+                             make_segment=self._data_segment, emit=self._emit, on_data_sent=self.receiver.on_data_sent)
+        self.syn_timer: float | None = None
+        self.syn_timeout = tcp.initial_rto_s
+        self.syn_sent_at = 0.0
+        self.syn_retrans = 0
+        self.syn_ts = 0.0
+        self.peer_ts = 0.0
+        self.segments_out = 0
+        self.bytes_out = 0
+
+    # -- emission -----------------------------------------------------------------------------
+    def _emit(self, seg: Segment) -> None:
+        self.segments_out += 1
+        self.bytes_out += seg.frame_bytes
+        self._emit_raw(seg)
+
+    def _ack_fields(self, now: float) -> tuple:
+        r = self.receiver
+        sack, dsack = r.sack_blocks()
+        return r.rcv_nxt, r.window(), sack, dsack
+
+    def _data_segment(self, seq: int, end: int, now: float) -> Segment:
+        ack, wnd, sack, dsack = self._ack_fields(now)
+        seg = Segment(ACK, seq, end, ack, wnd, sack, dsack, _ts(now), self.receiver.ts_recent)
+        self.receiver.on_ack_sent(now)
+        return seg
+
+    def send_ack(self, now: float) -> None:
+        ack, wnd, sack, dsack = self._ack_fields(now)
+        seq = self.sender.snd_nxt
+        self._emit(Segment(ACK, seq, seq, ack, wnd, sack, dsack, _ts(now), self.receiver.ts_recent))
+        self.receiver.on_ack_sent(now)
+
+    def _send_syn(self, now: float) -> None:
+        self.syn_ts = _ts(now)
+        wnd = K_SYN_WINDOW_CLIENT if self.name == "client" else K_SYN_WINDOW_SERVER
+        self._emit(Segment(SYN | (ACK if self.name == "server" else 0), 0, 0, 0, wnd, (), False,
+                           self.syn_ts, self.peer_ts))
+
+    # -- connection set-up --------------------------------------------------------------------
+    def connect(self, now: float) -> None:
+        """Client: send the SYN and arm the SYN timer (`tcp_connect`)."""
+        self.state = SYN_SENT
+        self.syn_sent_at = now
+        self._send_syn(now)
+        self.syn_timer = self.timers.expiry(now, self.syn_timeout)
+
+    def _establish(self, now: float, rtt_sample: float | None) -> None:
+        """`tcp_init_transfer`: RTT seed, initial cwnd (1 after >1 SYN retransmissions)."""
+        self.state = ESTABLISHED
+        self.syn_timer = None
+        if rtt_sample is not None and rtt_sample > 0:
+            self.rtt.on_sample(rtt_sample, snd_una=0, snd_nxt=0)
+        self.sender.rto_s = self.rtt.rto_s
+        self.cc.on_init(now=now, snd_nxt=self.sender.snd_nxt)
+        if self.syn_retrans > 1:
+            self.cc.cwnd = 1
+        self._on_established(now)
+
+    # -- input ----------------------------------------------------------------------------------
+    def on_segment(self, now: float, seg: Segment) -> None:
+        if seg.flags & SYN:
+            self._on_syn(now, seg)
+            return
+        if self.state == SYN_RECV:
+            # the final ACK of the handshake, or the first data segment carrying the same ACK
+            sample = now - self.syn_sent_at if self.syn_retrans == 0 else (now - seg.tsecr if seg.tsecr else None)
+            self.sender.snd_wnd = seg.wnd
+            self._establish(now, sample)
+        elif self.state != ESTABLISHED:
+            return
+        self.sender.on_ack(now, seg)
+        if seg.end > seg.seq:
+            self._on_data(now, seg)
+
+    def _on_syn(self, now: float, seg: Segment) -> None:
+        self.peer_ts = seg.tsval
+        if self.name == "server":
+            if self.state == CLOSED:
+                self.state = SYN_RECV
+                self.syn_sent_at = now
+                self._send_syn(now)
+                self.syn_timer = self.timers.expiry(now, self.syn_timeout)
+            elif self.state == SYN_RECV:
+                # duplicate SYN: retransmit the SYN-ACK at once (tcp_check_req → rtx_syn_ack)
+                self.syn_retrans += 1
+                self._send_syn(now)
+            return
+        # client: SYN-ACK
+        if self.state == SYN_SENT:
+            sample = now - self.syn_sent_at if self.syn_retrans == 0 else (now - seg.tsecr if seg.tsecr else None)
+            self.sender.snd_wnd = seg.wnd
+            self._establish(now, sample)
+            self.send_ack(now)
+        elif self.state == ESTABLISHED:
+            self.send_ack(now)  # our ACK was lost: the server retransmitted its SYN-ACK
+
+    def _on_data(self, now: float, seg: Segment) -> None:
+        r = self.receiver
+        before = r.rcv_nxt
+        immediate = r.on_data(now, seg.seq, seg.end, seg.tsval, seg.tsecr, self.sender.rto_s)
+        if immediate:
+            self.send_ack(now)
+        elif r.ack_pending:
+            delay = r.delack_timeout(self.rtt.srtt_s)
+            deadline = self.timers.expiry(now, delay)
+            if r.delack_deadline is None:
+                r.delack_deadline = deadline
+            elif r.delack_deadline - now <= r.ato / 4:
+                self.send_ack(now)
+            # an armed timer is never pushed later
+        if r.rcv_nxt > before:
+            self._on_receive(now, r.rcv_nxt)
+
+    # -- application ----------------------------------------------------------------------------
+    def write(self, now: float, nbytes: int) -> None:
+        self.sender.write(now, nbytes)
+
+    # -- timers ---------------------------------------------------------------------------------
+    def timer_deadline(self) -> float | None:
+        t = self.sender.xmit_timer
+        d = self.receiver.delack_deadline
+        if d is not None and (t is None or d < t):
+            t = d
+        s = self.syn_timer
+        if s is not None and (t is None or s < t):
+            t = s
+        return t
+
+    def on_timer(self, now: float) -> None:
+        if self.syn_timer is not None and now >= self.syn_timer:
+            self.syn_retrans += 1
+            self.syn_timeout *= 2
+            self._send_syn(now)
+            self.syn_timer = self.timers.expiry(now, self.syn_timeout)
+        r = self.receiver
+        if r.delack_deadline is not None and now >= r.delack_deadline:
+            if r.on_delack_timer(self.sender.rto_s):
+                self.send_ack(now)
+        s = self.sender
+        if s.xmit_timer is not None and now >= s.xmit_timer:
+            s.on_timer(now)

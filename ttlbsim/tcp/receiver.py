@@ -1,0 +1,227 @@
+"""The receiving half of a Linux TCP endpoint: reassembly, SACK blocks, receive window, and the
+ACK policy that decides when an ACK leaves.
+
+Modelled on Linux 6.1 (linux-tcp-netem.md §2, §4):
+- quick-ACK credits: the first data segment arms 16 immediate ACKs (`tcp_incr_quickack`,
+  TCP_MAX_QUICKACKS), re-armed after an idle gap longer than the RTO; they are not used while
+  the socket is in *pingpong* (interactive) mode (`tcp_in_quickack_mode`).
+- pingpong: entered when this host sends data within `ato` of the last data it received
+  (`tcp_event_data_sent`, TCP_PINGPONG_THRESH 1 in 6.1); left when the delayed-ACK timer fires
+  with an ACK pending (`tcp_delack_timer_handler`).
+- immediate ACK when more than one receive-MSS of data is unacknowledged ("every second full
+  segment"), on out-of-order data or a hole fill, on a duplicate (with DSACK, RFC 2883), in
+  quick-ACK mode, and when a second short ("pushed") segment arrives (`__tcp_ack_snd_check`,
+  `tcp_cleanup_rbuf` ICSK_ACK_PUSHED2); otherwise the delayed-ACK timer (`ato`, 40 ms at first,
+  adapted per `tcp_event_data_recv`, capped per `tcp_send_delayed_ack`).
+- receive window: 64240 B in the SYN, then window_clamp = 65536 - advmss until receive-buffer
+  autotuning (`tcp_rcv_space_adjust`, once per receiver RTT) raises it; rcv_ssthresh grows by
+  2·advmss per in-order segment (`tcp_grow_window`). The application reads at once.
+"""
+
+from __future__ import annotations
+
+K_TCP_ATO_MIN = 0.040       # TCP_ATO_MIN = HZ/25
+K_TCP_DELACK_MAX = 0.200    # TCP_DELACK_MAX = HZ/5
+K_MAX_QUICKACKS = 16        # TCP_MAX_QUICKACKS
+K_TCP_MSS_DEFAULT = 536     # initial rcv_mss estimate (tcp_initialize_rcv_mss)
+K_SYN_WINDOW = 64240        # rounddown(65535, 1460) advertised in the SYN
+K_RMEM_MAX = 6 * 1024 * 1024  # tcp_rmem[2]
+K_MAX_SACK_BLOCKS = 3       # with timestamps, 3 SACK blocks fit in the option space
+
+
+class Receiver:
+    """Receive side of one endpoint. Sequence numbers count payload bytes from 0."""
+
+    def __init__(self, *, advmss: int) -> None:
+        self.advmss = advmss
+        self.rcv_nxt = 0
+        self.rcv_wup = 0                 # rcv_nxt when the last ACK was sent
+        self.ooo: list[list[int]] = []   # sorted disjoint [start, end) blocks above rcv_nxt
+        self.recent_block: tuple[int, int] | None = None
+        self.dsack: tuple[int, int] | None = None
+        # ACK policy state
+        self.rcv_mss = min(advmss, K_TCP_MSS_DEFAULT)
+        self.quick = 0
+        self.pingpong = False
+        self.ato = 0.0                   # 0 until the first data segment
+        self.lrcvtime = 0.0
+        self.ack_pending = False
+        self.pushed = 0                  # short segments received since the last ACK
+        self.delack_deadline: float | None = None
+        # window
+        self.window_clamp = 65536 - advmss
+        self.rcv_ssthresh = min(K_SYN_WINDOW, self.window_clamp)
+        self.space_bytes = min(self.rcv_ssthresh, 10 * advmss)
+        self.space_seq = 0
+        self.space_time: float | None = None
+        self.rcv_rtt: float | None = None
+        self.ts_recent = 0.0
+        self.duplicates = 0
+
+    # -- window -------------------------------------------------------------------------------
+    def window(self) -> int:
+        """Advertised receive window in bytes (the app has read everything: free space is the
+        whole window; Linux rounds to the window scale, which we ignore: < 128 B)."""
+        return min(self.rcv_ssthresh, self.window_clamp)
+
+    def _space_adjust(self, now: float) -> None:
+        """`tcp_rcv_space_adjust`: once per receiver RTT, if the application read more than in
+        the previous interval, grow the buffer and with it window_clamp (adv_win_scale 1)."""
+        if self.space_time is None:
+            self.space_time = now
+            self.space_seq = self.rcv_nxt
+            return
+        if self.rcv_rtt is None or now - self.space_time < self.rcv_rtt:
+            return
+        copied = self.rcv_nxt - self.space_seq
+        if copied > self.space_bytes:
+            rcvwin = 2 * copied + 16 * self.advmss
+            grow = rcvwin * (copied - self.space_bytes) // self.space_bytes
+            rcvwin += 2 * grow
+            self.window_clamp = max(self.window_clamp, min(rcvwin, K_RMEM_MAX // 2))
+            self.space_bytes = copied
+        self.space_seq = self.rcv_nxt
+        self.space_time = now
+
+    # -- data arrival -------------------------------------------------------------------------
+    def on_data(self, now: float, seq: int, end: int, tsval: float, tsecr: float, rto: float) -> bool:
+        """A data segment arrived. Returns True when an ACK must be sent at once; otherwise the
+        caller arms the delayed-ACK timer (see :meth:`delack_timeout`) if `ack_pending`."""
+        length = end - seq
+        # rcv_mss estimate (tcp_measure_rcv_mss)
+        if length >= self.rcv_mss:
+            self.rcv_mss = min(length, self.advmss)
+        elif length < self.rcv_mss:
+            self.pushed += 1
+        if tsecr > 0.0:
+            sample = now - tsecr
+            if sample > 0:
+                self.rcv_rtt = sample if self.rcv_rtt is None else min(self.rcv_rtt, sample) if sample < self.rcv_rtt else 0.875 * self.rcv_rtt + 0.125 * sample
+        # tcp_event_data_recv: quick-ACK credits and ato
+        if self.ato == 0.0:
+            self._incr_quickack()
+            self.ato = K_TCP_ATO_MIN
+        else:
+            gap = now - self.lrcvtime
+            if gap <= K_TCP_ATO_MIN / 2:
+                self.ato = self.ato / 2 + K_TCP_ATO_MIN / 2
+            elif gap < self.ato:
+                self.ato = min(self.ato / 2 + gap, rto)
+            elif gap > rto:
+                self._incr_quickack()
+        self.lrcvtime = now
+        self.ack_pending = True
+        immediate = False
+        if end <= self.rcv_nxt or self._already_sacked(seq, end):
+            # duplicate: DSACK it and ACK at once (tcp_send_dupack); leaves pingpong? no: keeps.
+            self.dsack = (seq, end)
+            self.duplicates += 1
+            self.pingpong = False
+            self._incr_quickack()
+            return True
+        if seq > self.rcv_nxt:
+            self._add_ooo(seq, end)
+            return True
+        # in order (possibly overlapping the left edge)
+        had_ooo = bool(self.ooo)
+        self.rcv_nxt = max(self.rcv_nxt, end)
+        if tsval > 0.0:
+            self.ts_recent = tsval
+        if had_ooo:
+            while self.ooo and self.ooo[0][0] <= self.rcv_nxt:
+                self.rcv_nxt = max(self.rcv_nxt, self.ooo.pop(0)[1])
+            immediate = True  # hole filled: ACK at once
+        if length >= 128 and self.rcv_ssthresh < self.window_clamp:
+            self.rcv_ssthresh = min(self.rcv_ssthresh + 2 * self.advmss, self.window_clamp)
+        self._space_adjust(now)
+        if immediate or (self.rcv_nxt - self.rcv_wup) > self.rcv_mss or self.in_quickack_mode():
+            return True
+        if self.pushed >= 2 or (self.pushed and not self.pingpong and length < self.rcv_mss):
+            return True
+        return False
+
+    def _already_sacked(self, seq: int, end: int) -> bool:
+        for s, e in self.ooo:
+            if s <= seq and end <= e:
+                return True
+        return False
+
+    def _add_ooo(self, seq: int, end: int) -> None:
+        blocks = self.ooo
+        blocks.append([seq, end])
+        blocks.sort()
+        merged: list[list[int]] = []
+        for s, e in blocks:
+            if merged and s <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], e)
+            else:
+                merged.append([s, e])
+        self.ooo = merged
+        for s, e in merged:
+            if s <= seq < e:
+                self.recent_block = (s, e)
+
+    def _incr_quickack(self) -> None:
+        quick = min(self.window() // (2 * self.rcv_mss), K_MAX_QUICKACKS)
+        self.quick = max(self.quick, quick)
+
+    def in_quickack_mode(self) -> bool:
+        return self.quick > 0 and not self.pingpong
+
+    # -- ACK fields and ACK bookkeeping -----------------------------------------------------
+    def sack_blocks(self) -> tuple[tuple[tuple[int, int], ...], bool]:
+        """SACK blocks for the next ACK: a DSACK block first when one is due, then the block
+        holding the most recent out-of-order arrival, then the others (RFC 2018 §4)."""
+        blocks: list[tuple[int, int]] = []
+        dsack = False
+        if self.dsack is not None:
+            blocks.append(self.dsack)
+            dsack = True
+        recent = self.recent_block
+        ordered = []
+        if recent is not None:
+            for s, e in self.ooo:
+                if s <= recent[0] < e:
+                    ordered.append((s, e))
+        ordered += [(s, e) for s, e in reversed(self.ooo) if (s, e) not in ordered]
+        blocks.extend(ordered)
+        return tuple(blocks[:K_MAX_SACK_BLOCKS]), dsack
+
+    def on_ack_sent(self, now: float) -> None:
+        """Any segment carrying our ACK left (`tcp_event_ack_sent`): one quick-ACK credit used
+        when an ACK was due, delayed ACK cancelled."""
+        if self.ack_pending and self.quick:
+            self.quick -= 1
+        self.ack_pending = False
+        self.pushed = 0
+        self.dsack = None
+        self.delack_deadline = None
+        self.rcv_wup = self.rcv_nxt
+
+    def on_data_sent(self, now: float) -> None:
+        """This host sent data (`tcp_event_data_sent`): pingpong if within ato of the last
+        received data."""
+        if self.ato and now - self.lrcvtime < self.ato:
+            self.pingpong = True
+
+    def delack_timeout(self, srtt: float | None) -> float:
+        """Delay of the delayed-ACK timer from now (`tcp_send_delayed_ack`)."""
+        ato = self.ato or K_TCP_ATO_MIN
+        if ato > K_TCP_ATO_MIN:
+            max_ato = K_TCP_DELACK_MAX if (self.pingpong or self.pushed) else 0.5
+            if srtt:
+                max_ato = min(max_ato, max(srtt, K_TCP_ATO_MIN))
+            ato = min(ato, max_ato)
+        return ato
+
+    def on_delack_timer(self, rto: float) -> bool:
+        """The delayed-ACK timer fired (`tcp_delack_timer_handler`); True if an ACK is due."""
+        self.delack_deadline = None
+        if not self.ack_pending:
+            return False
+        if self.pingpong:
+            self.pingpong = False
+            self.ato = K_TCP_ATO_MIN
+        else:
+            self.ato = min(self.ato * 2, rto)
+        return True

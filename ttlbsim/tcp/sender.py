@@ -1,0 +1,575 @@
+"""The sending half of a Linux TCP endpoint: send queue, transmission, ACK processing, loss
+recovery and retransmission timers. Congestion control and RTT estimation are separate parts it
+calls (`ttlbsim.tcp.congestion`, `ttlbsim.tcp.rtt`); this object is the orchestrator, as
+`tcp_ack()` is in Linux, and it is handed the current time on every call.
+
+Order of work on an incoming ACK (`on_ack`), as in Linux 6.1 `tcp_ack()`:
+ 1. window update; SACK scoreboard (`tcp_sacktag_write_queue`), RACK state advanced for every
+    newly delivered segment (`tcp_rack_advance`); reordering noticed;
+ 2. cumulative ACK (`tcp_clean_rtx_queue`): segments freed, RTT samples (seq_rtt from the oldest
+    never-retransmitted segment, ca_rtt from the most recent; SACK and timestamp fallbacks),
+    congestion control's `pkts_acked` (HyStart);
+ 3. RTT estimator and RTO (`tcp_ack_update_rtt`, backoff reset); TLP outcome (`tcp_process_tlp_ack`);
+ 4. loss detection by RACK (`tcp_rack_mark_lost`, reordering window, reorder timer) and the
+    recovery state machine (`tcp_fastretrans_alert`: Open/Disorder/CWR/Recovery/Loss);
+ 5. cwnd: PRR while reducing (`tcp_cwnd_reduction`), else slow start / congestion avoidance if
+    `tcp_may_raise_cwnd` and cwnd-limited (`tcp_cong_control`);
+ 6. transmit: lost segments first (`tcp_xmit_retransmit_queue`), then new data
+    (`tcp_write_xmit`, Nagle/Minshall unless TCP_NODELAY);
+ 7. timers: TLP (`tcp_schedule_loss_probe`) or RTO (`tcp_rearm_rto`).
+
+Not modelled (see README "What the model leaves out"): F-RTO, DSACK-based undo, TSO/GSO,
+pacing, ECN, tcp_metrics carry-over between connections.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .segment import ACK, Segment
+
+OPEN, DISORDER, CWR, RECOVERY, LOSS = 0, 1, 2, 3, 4
+K_REORDERING = 3               # sysctl tcp_reordering
+K_TLP_MIN_TIMEOUT_JIFFIES = 2  # TCP_TIMEOUT_MIN
+K_RACK_REO_TIMEOUT_EXTRA = 0.002
+
+
+class Skb:
+    """One segment in the send queue (Linux keeps one skb per MSS without TSO)."""
+
+    __slots__ = ("seq", "end", "xmit_time", "first_xmit", "tx", "sacked", "lost", "retrans", "delivered")
+
+    def __init__(self, seq: int, end: int) -> None:
+        self.seq = seq
+        self.end = end
+        self.xmit_time = -1.0    # last transmission; -1 = never sent
+        self.first_xmit = -1.0
+        self.tx = 0              # transmissions so far
+        self.sacked = False
+        self.lost = False
+        self.retrans = False     # a retransmission of it is in flight (TCPCB_SACKED_RETRANS)
+        self.delivered = False
+
+
+class Sender:
+    """Send side of one endpoint. Sequence numbers count payload bytes from 0.
+
+    `emit(seg)` is called for every segment to put on the wire; `make_segment(seq, end, now)`
+    builds a segment with the receive side's ACK fields (piggybacked ACK).
+    """
+
+    def __init__(self, *, mss: int, cc, rtt, timers, nodelay: bool,
+                 make_segment: Callable[[int, int, float], Segment], emit: Callable[[Segment], None],
+                 on_data_sent: Callable[[float], None]) -> None:
+        self.mss = mss
+        self.cc = cc
+        self.rtt = rtt
+        self.timers = timers
+        self.nodelay = nodelay
+        self._make_segment = make_segment
+        self._emit = emit
+        self._on_data_sent = on_data_sent
+        self.queue: list[Skb] = []
+        self.una_idx = 0             # index of the first unacknowledged skb
+        self.send_idx = 0            # index of the first never-sent skb
+        self.snd_una = 0
+        self.snd_nxt = 0
+        self.write_seq = 0
+        self.snd_wnd = 65535         # peer's advertised window (bytes)
+        self.snd_sml = 0             # end of the last short segment sent (Minshall)
+        self.packets_out = 0
+        self.sacked_out = 0
+        self.lost_out = 0
+        self.retrans_out = 0
+        self.state = OPEN
+        self.high_seq = 0
+        self.prior_cwnd = 0
+        self.prr_delivered = 0
+        self.prr_out = 0
+        self.max_packets_out = 0
+        self.is_cwnd_limited_flag = False
+        self.cwnd_usage_seq = 0
+        self.lsndtime = 0.0
+        # RACK
+        self.rack_mstamp = -1.0
+        self.rack_end_seq = 0
+        self.rack_rtt = 0.0
+        self.rack_advanced = False
+        self.reord_seen = 0
+        self.reordering = K_REORDERING
+        self.highest_sacked_end = 0
+        # timers: one retransmission timer with a kind (RTO, TLP or REO), as icsk_pending
+        self.xmit_timer: float | None = None
+        self.xmit_kind = ""
+        self.tlp_high_seq = 0
+        self.tlp_retrans = False
+        self.backoff = 0
+        self.rto_s = rtt.rto_s
+        # statistics
+        self.retransmits = 0
+        self.rto_count = 0
+        self.tlp_count = 0
+        self.segments_sent = 0
+
+    # -- helpers ------------------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        """`tcp_packets_in_flight`: packets_out - (sacked_out + lost_out) + retrans_out."""
+        return self.packets_out - self.sacked_out - self.lost_out + self.retrans_out
+
+    def cwnd_limited(self) -> bool:
+        """`tcp_is_cwnd_limited`."""
+        if self.is_cwnd_limited_flag:
+            return True
+        if self.cc.cwnd < self.cc.ssthresh:
+            return self.cc.cwnd < 2 * self.max_packets_out
+        return False
+
+    def all_acked(self) -> bool:
+        return self.snd_una >= self.write_seq
+
+    # -- application writes -------------------------------------------------------------------
+    def write(self, now: float, nbytes: int) -> None:
+        """The application writes `nbytes` (`tcp_sendmsg_locked`): the unsent tail skb is filled
+        up to one MSS first, then new MSS-sized skbs; then the queue is pushed."""
+        if nbytes <= 0:
+            return
+        if self.packets_out == 0 and self.send_idx == len(self.queue) and self.lsndtime:
+            self.cc.on_cwnd_restart(now=now, last_send=self.lsndtime, rto_s=self.rto_s,
+                                    in_cwnd_reduction=self.state in (CWR, RECOVERY))
+        q = self.queue
+        remaining = nbytes
+        if self.send_idx < len(q):
+            tail = q[-1]
+            room = self.mss - (tail.end - tail.seq)
+            if room > 0:
+                take = min(room, remaining)
+                tail.end += take
+                remaining -= take
+        seq = q[-1].end if q else self.write_seq
+        while remaining > 0:
+            take = min(self.mss, remaining)
+            q.append(Skb(seq, seq + take))
+            seq += take
+            remaining -= take
+        self.write_seq += nbytes
+        self.push(now)
+
+    # -- transmission ---------------------------------------------------------------------------
+    def _transmit(self, now: float, skb: Skb, retransmission: bool) -> None:
+        seg = self._make_segment(skb.seq, skb.end, now)
+        seg.xmit = skb
+        if self.packets_out == 0 and not retransmission:
+            self.cc.on_tx_start(now=now, last_send=self.lsndtime)
+        skb.xmit_time = now
+        if skb.tx == 0:
+            skb.first_xmit = now
+        skb.tx += 1
+        self.segments_sent += 1
+        self.lsndtime = now
+        if self.state in (RECOVERY, CWR):
+            self.prr_out += 1
+        self._on_data_sent(now)
+        self._emit(seg)
+
+    def push(self, now: float) -> None:
+        """Send what cwnd and the peer's window allow: lost segments first, then new data."""
+        sent_new = False
+        cc = self.cc
+        # tcp_xmit_retransmit_queue
+        if self.lost_out:
+            for i in range(self.una_idx, self.send_idx):
+                if self.in_flight >= cc.cwnd:
+                    break
+                skb = self.queue[i]
+                if skb.lost and not skb.retrans and not skb.sacked:
+                    skb.retrans = True
+                    self.retrans_out += 1
+                    self.retransmits += 1
+                    self._transmit(now, skb, True)
+        # tcp_write_xmit
+        q = self.queue
+        cwnd_limited = False
+        while self.send_idx < len(q):
+            if self.in_flight >= cc.cwnd:
+                cwnd_limited = True
+                break
+            skb = q[self.send_idx]
+            if skb.end > self.snd_una + self.snd_wnd:
+                break
+            length = skb.end - skb.seq
+            if (not self.nodelay and length < self.mss and self.send_idx == len(q) - 1
+                    and self.snd_sml > self.snd_una):
+                break  # Minshall's Nagle: an earlier short segment is still unacknowledged
+            self.send_idx += 1
+            self.packets_out += 1
+            self.snd_nxt = skb.end
+            if length < self.mss:
+                self.snd_sml = skb.end
+            self._transmit(now, skb, False)
+            sent_new = True
+        if self.in_flight >= cc.cwnd:
+            cwnd_limited = True
+        if sent_new or cwnd_limited:
+            self._cwnd_validate(cwnd_limited)
+        if sent_new:
+            # tcp_event_new_data_sent → tcp_rearm_rto when nothing was out or a TLP was pending;
+            # then tcp_schedule_loss_probe
+            if self.xmit_timer is None or self.xmit_kind == "tlp":
+                self._rearm_rto(now)
+            self._schedule_loss_probe(now)
+
+    def _cwnd_validate(self, is_cwnd_limited: bool) -> None:
+        """`tcp_cwnd_validate`: remember the strongest evidence of cwnd use in this window."""
+        if (self.snd_una >= self.cwnd_usage_seq or is_cwnd_limited
+                or (not self.is_cwnd_limited_flag and self.packets_out > self.max_packets_out)):
+            self.is_cwnd_limited_flag = is_cwnd_limited
+            self.max_packets_out = self.packets_out
+            self.cwnd_usage_seq = self.snd_nxt
+
+    # -- timers ---------------------------------------------------------------------------------
+    def _arm(self, kind: str, now: float, delay: float) -> None:
+        self.xmit_kind = kind
+        self.xmit_timer = self.timers.expiry(now, delay)
+
+    def _rearm_rto(self, now: float) -> None:
+        """`tcp_rearm_rto`: RTO from now, except that after a TLP/REO timer the remaining time is
+        measured from the head segment's transmission (`tcp_rto_delta_us`)."""
+        if self.packets_out == 0:
+            self.xmit_timer = None
+            self.xmit_kind = ""
+            return
+        rto = self.rto_s
+        if self.xmit_kind in ("tlp", "reo"):
+            head = self.queue[self.una_idx]
+            delta = head.xmit_time + rto - now
+            rto = max(delta, 1e-6)
+        self._arm("rto", now, rto)
+
+    def _schedule_loss_probe(self, now: float) -> bool:
+        """`tcp_schedule_loss_probe` (tcp_early_retrans = 3)."""
+        if self.tlp_high_seq or self.state != OPEN or self.packets_out == 0:
+            return False
+        if self.cc.cwnd > self.in_flight and self.send_idx < len(self.queue):
+            return False
+        srtt = self.rtt.srtt_s
+        jiffy = 1.0 / self.timers.hz
+        if srtt:
+            timeout = 2 * srtt + (self.rtt.rto_min_us * 1e-6 if self.packets_out == 1 else K_TLP_MIN_TIMEOUT_JIFFIES * jiffy)
+        else:
+            timeout = self.rtt.rto_s
+        if self.xmit_timer is not None and self.xmit_kind == "rto":
+            rto_delta = self.xmit_timer - now
+        else:
+            head = self.queue[self.una_idx]
+            rto_delta = head.xmit_time + self.rto_s - now
+        if rto_delta > 0:
+            timeout = min(timeout, rto_delta)
+        self._arm("tlp", now, timeout)
+        return True
+
+    def on_timer(self, now: float) -> None:
+        kind = self.xmit_kind
+        self.xmit_timer = None
+        self.xmit_kind = ""
+        if self.packets_out == 0:
+            return
+        if kind == "rto":
+            self._on_rto(now)
+        elif kind == "tlp":
+            self._on_tlp(now)
+        elif kind == "reo":
+            self._on_reo(now)
+
+    def _on_rto(self, now: float) -> None:
+        """`tcp_retransmit_timer` → `tcp_enter_loss`: everything unSACKed is lost (except what
+        RACK says was sent too recently), cwnd = in_flight + 1, head retransmitted, RTO doubled."""
+        self.rto_count += 1
+        cc = self.cc
+        if self.state <= DISORDER or self.snd_una >= self.high_seq or (self.state == LOSS and self.backoff == 0):
+            cc.ssthresh = cc.ssthresh_after_loss(now=now)
+        cc.on_enter_loss(now=now, snd_nxt=self.snd_nxt)
+        head = self.queue[self.una_idx] if self.una_idx < self.send_idx else None
+        for i in range(self.una_idx, self.send_idx):
+            skb = self.queue[i]
+            if skb.sacked:
+                continue
+            if skb is not head and self.rack_mstamp >= 0 and (skb.xmit_time + self.rack_rtt - now) > 0:
+                continue
+            self._mark_lost(skb)
+        cc.cwnd = self.in_flight + 1
+        self.state = LOSS
+        self.high_seq = self.snd_nxt
+        self.tlp_high_seq = 0
+        self.prr_out = 0
+        self.backoff += 1
+        self.rtt.backoff()
+        self.rto_s = self.rtt.rto_s
+        if head is not None and head.lost and not head.retrans:
+            head.retrans = True
+            self.retrans_out += 1
+            self.retransmits += 1
+            self._transmit(now, head, True)
+        self._arm("rto", now, self.rto_s)
+        self.push(now)
+
+    def _on_tlp(self, now: float) -> None:
+        """`tcp_send_loss_probe`: one new segment if the window allows, else the last one again."""
+        self.tlp_count += 1
+        q = self.queue
+        if self.send_idx < len(q) and q[self.send_idx].end <= self.snd_una + self.snd_wnd:
+            skb = q[self.send_idx]
+            self.send_idx += 1
+            self.packets_out += 1
+            self.snd_nxt = skb.end
+            self._transmit(now, skb, False)
+            self.tlp_retrans = False
+        else:
+            skb = q[self.send_idx - 1]
+            if skb.sacked:
+                self._rearm_rto(now)
+                return
+            self.retransmits += 1
+            if not skb.retrans:
+                skb.retrans = True
+                self.retrans_out += 1
+            self._transmit(now, skb, True)
+            self.tlp_retrans = True
+        self.tlp_high_seq = self.snd_nxt
+        self._arm("rto", now, self.rto_s)
+
+    def _on_reo(self, now: float) -> None:
+        """`tcp_rack_reo_timeout`: re-run RACK; start recovery if it marked anything lost."""
+        lost_before = self.lost_out
+        self._rack_detect_loss(now)
+        if self.lost_out > lost_before and self.state in (OPEN, DISORDER):
+            self._enter_recovery(now)
+            self._prr(now, 0, 0, False)
+        self.push(now)
+        if self.xmit_timer is None:
+            self._rearm_rto(now)
+
+    # -- loss marking ---------------------------------------------------------------------------
+    def _mark_lost(self, skb: Skb) -> None:
+        """`tcp_mark_skb_lost`."""
+        if skb.retrans:  # a retransmission that is lost again
+            skb.retrans = False
+            self.retrans_out -= 1
+        if not skb.lost:
+            skb.lost = True
+            self.lost_out += 1
+
+    def _rack_reo_wnd(self) -> float:
+        """`tcp_rack_reo_wnd`: 0 when no reordering was seen and (in recovery or ≥ 3 SACKed)."""
+        if not self.reord_seen:
+            if self.state >= RECOVERY or self.sacked_out >= self.reordering:
+                return 0.0
+        min_rtt = self.rtt.min_rtt_s or 0.0
+        return min(min_rtt / 4.0, self.rtt.srtt_s or 0.0)
+
+    def _rack_detect_loss(self, now: float) -> None:
+        """`tcp_rack_detect_loss`: a segment sent before the most recently delivered one is lost
+        once rack.rtt + reo_wnd has passed since its transmission; else arm the reorder timer."""
+        reo_wnd = self._rack_reo_wnd()
+        timeout = 0.0
+        for i in range(self.una_idx, self.send_idx):
+            skb = self.queue[i]
+            if skb.sacked or (skb.lost and not skb.retrans):
+                continue
+            if not (self.rack_mstamp > skb.xmit_time or
+                    (self.rack_mstamp == skb.xmit_time and self.rack_end_seq > skb.end)):
+                continue
+            remaining = self.rack_rtt + reo_wnd - (now - skb.xmit_time)
+            if remaining <= 0:
+                self._mark_lost(skb)
+            else:
+                timeout = max(timeout, remaining)
+        if timeout > 0 and self.xmit_kind != "reo":
+            self._arm("reo", now, timeout + K_RACK_REO_TIMEOUT_EXTRA)
+
+    def _rack_advance(self, skb: Skb, now: float) -> None:
+        """`tcp_rack_advance`: remember the most recently sent delivered segment."""
+        rtt = now - skb.xmit_time
+        if skb.tx > 1 and self.rtt.min_rtt_s and rtt < self.rtt.min_rtt_s:
+            return  # ambiguous: may be the ACK of the original transmission
+        self.rack_rtt = rtt
+        if skb.xmit_time > self.rack_mstamp or (skb.xmit_time == self.rack_mstamp and skb.end > self.rack_end_seq):
+            self.rack_mstamp = skb.xmit_time
+            self.rack_end_seq = skb.end
+        self.rack_advanced = True
+
+    # -- recovery -------------------------------------------------------------------------------
+    def _enter_recovery(self, now: float) -> None:
+        """`tcp_enter_recovery` + `tcp_init_cwnd_reduction`."""
+        cc = self.cc
+        self.prior_cwnd = cc.cwnd
+        cc.ssthresh = cc.ssthresh_after_loss(now=now)
+        self.prr_delivered = 0
+        self.prr_out = 0
+        self.high_seq = self.snd_nxt
+        self.state = RECOVERY
+
+    def _enter_cwr(self, now: float) -> None:
+        if self.state >= CWR:
+            return
+        cc = self.cc
+        self.prior_cwnd = cc.cwnd
+        cc.ssthresh = cc.ssthresh_after_loss(now=now)
+        self.prr_delivered = 0
+        self.prr_out = 0
+        self.high_seq = self.snd_nxt
+        self.state = CWR
+
+    def _prr(self, now: float, delivered: int, newly_lost: int, una_advanced: bool) -> None:
+        """`tcp_cwnd_reduction`: Proportional Rate Reduction (RFC 6937)."""
+        cc = self.cc
+        if not self.prior_cwnd:
+            return
+        in_flight = self.in_flight
+        delta = cc.ssthresh - in_flight
+        if delivered <= 0 and self.prr_out:
+            return
+        self.prr_delivered += max(delivered, 0)
+        if delta < 0:
+            sndcnt = (cc.ssthresh * self.prr_delivered + self.prior_cwnd - 1) // self.prior_cwnd - self.prr_out
+        else:
+            sndcnt = max(self.prr_delivered - self.prr_out, delivered)
+            if una_advanced and not newly_lost:
+                sndcnt += 1
+            sndcnt = min(delta, sndcnt)
+        sndcnt = max(sndcnt, 0 if self.prr_out else 1)
+        cc.cwnd = in_flight + sndcnt
+
+    # -- ACK processing -------------------------------------------------------------------------
+    def on_ack(self, now: float, seg: Segment) -> None:
+        ack = seg.ack
+        if ack > self.snd_nxt:
+            return
+        cc = self.cc
+        self.snd_wnd = seg.wnd
+        prior_una = self.snd_una
+        q = self.queue
+        delivered = 0
+        self.rack_advanced = False
+        sack_rtt_first = sack_rtt_last = -1.0
+        reordered = False
+        # 1. SACK scoreboard
+        if seg.sack:
+            blocks = seg.sack[1:] if seg.dsack else seg.sack
+            for start, end in blocks:
+                if end <= ack:
+                    continue
+                for i in range(self.una_idx, self.send_idx):
+                    skb = q[i]
+                    if skb.seq >= end:
+                        break
+                    if skb.sacked or skb.seq < start or skb.end > end:
+                        continue
+                    skb.sacked = True
+                    self.sacked_out += 1
+                    if skb.lost:
+                        skb.lost = False
+                        self.lost_out -= 1
+                    if skb.retrans:
+                        skb.retrans = False
+                        self.retrans_out -= 1
+                    delivered += 1
+                    if skb.tx == 1:
+                        t = skb.xmit_time
+                        if sack_rtt_first < 0 or t < sack_rtt_first:
+                            sack_rtt_first = t
+                        sack_rtt_last = max(sack_rtt_last, t)
+                        if skb.end < self.highest_sacked_end:
+                            reordered = True
+                    self.highest_sacked_end = max(self.highest_sacked_end, skb.end)
+                    self._rack_advance(skb, now)
+        # 2. cumulative ACK
+        first_ackt = last_ackt = -1.0
+        una_advanced = ack > prior_una
+        newly_acked = 0
+        if una_advanced:
+            i = self.una_idx
+            while i < self.send_idx and q[i].end <= ack:
+                skb = q[i]
+                if skb.sacked:
+                    self.sacked_out -= 1
+                else:
+                    delivered += 1
+                    newly_acked += 1
+                    if skb.lost:
+                        self.lost_out -= 1
+                    if skb.retrans:
+                        self.retrans_out -= 1
+                    if skb.tx == 1:
+                        if first_ackt < 0:
+                            first_ackt = skb.xmit_time
+                        last_ackt = skb.xmit_time
+                        if skb.end < self.highest_sacked_end and skb.tx == 1 and not skb.lost:
+                            reordered = True  # delivered in order behind a later SACKed one
+                    self._rack_advance(skb, now)
+                self.packets_out -= 1
+                i += 1
+            self.una_idx = i
+            self.snd_una = ack
+            if i > 256 and i > len(q) // 2:
+                del q[:i]
+                self.send_idx -= i
+                self.una_idx = 0
+        if reordered:
+            self.reord_seen += 1
+        # RTT samples (tcp_clean_rtx_queue / tcp_ack_update_rtt)
+        seq_rtt = now - first_ackt if first_ackt >= 0 else -1.0
+        ca_rtt = now - last_ackt if last_ackt >= 0 else -1.0
+        if sack_rtt_first >= 0:
+            sack_rtt = now - sack_rtt_first
+            if ca_rtt < 0:
+                ca_rtt = now - sack_rtt_last
+            if seq_rtt < 0:
+                seq_rtt = sack_rtt
+        if seq_rtt < 0 and una_advanced and seg.tsecr > 0:
+            seq_rtt = ca_rtt = max(now - seg.tsecr, 0.001)
+        if seq_rtt > 0:
+            self.rtt.on_sample(seq_rtt, snd_una=self.snd_una, snd_nxt=self.snd_nxt,
+                               ca_rtt_s=ca_rtt if ca_rtt > 0 else None)
+            self.rto_s = self.rtt.rto_s
+            self.backoff = 0
+        # TLP outcome (tcp_process_tlp_ack)
+        if self.tlp_high_seq and ack >= self.tlp_high_seq:
+            if self.tlp_retrans and not seg.dsack and ack > self.tlp_high_seq:
+                self._enter_cwr(now)
+            self.tlp_high_seq = 0
+        # congestion control sees the ACK (pkts_acked: HyStart)
+        may_raise = una_advanced
+        # 4. loss detection and state machine
+        lost_before = self.lost_out
+        if self.rack_advanced and (self.sacked_out or self.state != OPEN):
+            self._rack_detect_loss(now)
+        newly_lost = self.lost_out - lost_before
+        if self.state in (RECOVERY, CWR, LOSS) and self.snd_una >= self.high_seq:
+            if self.state in (RECOVERY, CWR):
+                cc.cwnd = max(cc.ssthresh, 1) if cc.ssthresh < 0x7FFFFFFF else cc.cwnd
+            self.state = OPEN
+        if self.state in (OPEN, DISORDER):
+            if self.lost_out:
+                self._enter_recovery(now)
+            else:
+                self.state = DISORDER if self.sacked_out else OPEN
+        # 5. cwnd
+        in_reduction = self.state in (RECOVERY, CWR)
+        cc.on_ack(now=now, acked=delivered, rtt_sample=ca_rtt if ca_rtt > 0 else None,
+                  snd_una=self.snd_una, snd_nxt=self.snd_nxt, cwnd_limited=self.cwnd_limited(),
+                  may_raise=may_raise and not in_reduction and delivered > 0)
+        if in_reduction and (delivered > 0 or self.prr_out == 0):
+            self._prr(now, delivered, newly_lost, una_advanced)
+        # 6. transmit
+        self.push(now)
+        # 7. timers
+        if una_advanced:
+            if self.packets_out == 0:
+                self.xmit_timer = None
+                self.xmit_kind = ""
+            elif not self._schedule_loss_probe(now):
+                if self.xmit_kind != "reo":
+                    self._rearm_rto(now)
+        elif self.xmit_timer is None and self.packets_out:
+            self._rearm_rto(now)
