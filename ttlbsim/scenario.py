@@ -246,8 +246,14 @@ class Scenario:
             else:
                 raise InvalidValue("option", key, "a scenario option (kex, sig, chain, rtt, bandwidth, loss, jitter, "
                                    "jitter_dist, initcwnd, cc, mtu, limit, data, request, ...)")
-        return cls(tls=TLSConfig(**tls), network=NetworkConfig(**net), tcp=TCPConfig(**tcp),
-                   workload=Workload(**work), compute=ComputeConfig(**comp))
+        try:
+            return cls(tls=TLSConfig(**tls), network=NetworkConfig(**net), tcp=TCPConfig(**tcp),
+                       workload=Workload(**work), compute=ComputeConfig(**comp))
+        except InvalidValue as exc:
+            # name the value as the user typed it ("120%", not 1.2)
+            if exc.field in options and isinstance(options[exc.field], str):
+                raise InvalidValue(exc.field, options[exc.field], exc.accepted) from None
+            raise
 
     def replace(self, **options: Any) -> "Scenario":
         """A copy with flat options (as in :meth:`build`) changed."""
