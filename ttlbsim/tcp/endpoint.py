@@ -123,7 +123,11 @@ class Endpoint:
             self._establish(now, sample)
         elif self.state != ESTABLISHED:
             return
-        self.sender.on_ack(now, seg)
+        sender = self.sender
+        if seg.ack <= sender.snd_una and not seg.sack and sender.packets_out == 0:
+            sender.snd_wnd = seg.wnd  # nothing outstanding: only a window update (fast path)
+        else:
+            sender.on_ack(now, seg)
         if seg.end > seg.seq:
             self._on_data(now, seg)
 

@@ -172,6 +172,8 @@ class Receiver:
     def sack_blocks(self) -> tuple[tuple[tuple[int, int], ...], bool]:
         """SACK blocks for the next ACK: a DSACK block first when one is due, then the block
         holding the most recent out-of-order arrival, then the others (RFC 2018 §4)."""
+        if self.dsack is None and not self.ooo:
+            return (), False
         blocks: list[tuple[int, int]] = []
         dsack = False
         if self.dsack is not None:

@@ -71,6 +71,7 @@ class Sender:
         self._on_data_sent = on_data_sent
         self.queue: list[Skb] = []
         self.una_idx = 0             # index of the first unacknowledged skb
+        self.rtx_hint = 0            # no lost, unretransmitted skb below this index
         self.send_idx = 0            # index of the first never-sent skb
         self.snd_una = 0
         self.snd_nxt = 0
@@ -176,29 +177,36 @@ class Sender:
         """Send what cwnd and the peer's window allow: lost segments first, then new data."""
         sent_new = False
         cc = self.cc
-        # tcp_xmit_retransmit_queue
+        # tcp_xmit_retransmit_queue, from the retransmit hint (the first segment that may be
+        # lost and not yet retransmitted; retransmit_skb_hint in Linux)
         if self.lost_out:
-            for i in range(self.una_idx, self.send_idx):
-                if self.in_flight >= cc.cwnd:
+            q = self.queue
+            i = max(self.una_idx, self.rtx_hint)
+            stop = self.send_idx
+            while i < stop:
+                if self.packets_out - self.sacked_out - self.lost_out + self.retrans_out >= cc.cwnd:
                     break
-                skb = self.queue[i]
+                skb = q[i]
                 if skb.lost and not skb.retrans and not skb.sacked:
                     skb.retrans = True
                     self.retrans_out += 1
                     self.retransmits += 1
                     self._transmit(now, skb, True)
+                i += 1
+            self.rtx_hint = i
         # tcp_write_xmit
         q = self.queue
         cwnd_limited = False
-        while self.send_idx < len(q):
-            if self.in_flight >= cc.cwnd:
+        nq = len(q)
+        while self.send_idx < nq:
+            if self.packets_out - self.sacked_out - self.lost_out + self.retrans_out >= cc.cwnd:
                 cwnd_limited = True
                 break
             skb = q[self.send_idx]
             if skb.end > self.snd_una + self.snd_wnd:
                 break
             length = skb.end - skb.seq
-            if (not self.nodelay and length < self.mss and self.send_idx == len(q) - 1
+            if (not self.nodelay and length < self.mss and self.send_idx == nq - 1
                     and self.snd_sml > self.snd_una):
                 break  # Minshall's Nagle: an earlier short segment is still unacknowledged
             self.send_idx += 1
@@ -296,7 +304,7 @@ class Sender:
                 continue
             if skb is not head and self.rack_mstamp >= 0 and (skb.xmit_time + self.rack_rtt - now) > 0:
                 continue
-            self._mark_lost(skb)
+            self._mark_lost(skb, i)
         cc.cwnd = self.in_flight + 1
         self.state = LOSS
         self.high_seq = self.snd_nxt
@@ -350,8 +358,10 @@ class Sender:
             self._rearm_rto(now)
 
     # -- loss marking ---------------------------------------------------------------------------
-    def _mark_lost(self, skb: Skb) -> None:
+    def _mark_lost(self, skb: Skb, index: int) -> None:
         """`tcp_mark_skb_lost`."""
+        if index < self.rtx_hint:
+            self.rtx_hint = index
         if skb.retrans:  # a retransmission that is lost again
             skb.retrans = False
             self.retrans_out -= 1
@@ -381,7 +391,7 @@ class Sender:
                 continue
             remaining = self.rack_rtt + reo_wnd - (now - skb.xmit_time)
             if remaining <= 0:
-                self._mark_lost(skb)
+                self._mark_lost(skb, i)
             else:
                 timeout = max(timeout, remaining)
         if timeout > 0 and self.xmit_kind != "reo":
@@ -514,6 +524,7 @@ class Sender:
             if i > 256 and i > len(q) // 2:
                 del q[:i]
                 self.send_idx -= i
+                self.rtx_hint = max(self.rtx_hint - i, 0)
                 self.una_idx = 0
         if reordered:
             self.reord_seen += 1
