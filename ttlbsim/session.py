@@ -69,12 +69,10 @@ class Connection:
         self._received = {"client": 0, "server": 0}
         timers = KernelTimers(tcp.hz, timer_phase)
         self.link = link
-        self.client = Endpoint(name="client", tcp=tcp, mss=mss, timers=timers,
-                               emit=lambda seg: self._carry(self.link.up, self.server, seg),
+        self.client = Endpoint(name="client", tcp=tcp, mss=mss, timers=timers, emit=self._carry_up,
                                on_established=lambda now: self._succeed(self.client_established),
                                on_receive=lambda now, n: self._received_bytes("client", n))
-        self.server = Endpoint(name="server", tcp=tcp, mss=mss, timers=timers,
-                               emit=lambda seg: self._carry(self.link.down, self.client, seg),
+        self.server = Endpoint(name="server", tcp=tcp, mss=mss, timers=timers, emit=self._carry_down,
                                on_established=lambda now: self._succeed(self.server_established),
                                on_receive=lambda now, n: self._received_bytes("server", n))
         self._timer_at = {id(self.client): None, id(self.server): None}
@@ -85,21 +83,31 @@ class Connection:
         if not event.triggered:
             event.succeed()
 
-    def _carry(self, path, peer: Endpoint, seg) -> None:
+    # One simpy timeout per packet that survives netem; the segment rides as the event's value.
+    # LOST, or DROPPED at the queue limit (negative release times), are not delivered. Linux
+    # would keep a DROPPED segment unsent and enter CWR; with the default limit of 1000 packets
+    # these flows never reach it, so both count as a loss on the wire.
+    def _carry_up(self, seg) -> None:
         env = self.env
         now = env.now
-        release = path.send(now, seg.frame_bytes, 0)
-        if release < 0:
-            # LOST, or DROPPED at the queue limit. Linux would keep a DROPPED segment unsent and
-            # enter CWR; with the default limit of 1000 packets these flows never reach it, so
-            # both are treated as a loss on the wire (README: what the model leaves out).
-            return
-        ev = env.timeout(release - now if release > now else 0.0)
-        ev.callbacks.append(lambda _ev: self._deliver(peer, seg))
+        release = self.link.up.send(now, seg.frame_bytes, 0)
+        if release >= 0:
+            env.timeout(release - now if release > now else 0.0, seg).callbacks.append(self._deliver_server)
 
-    def _deliver(self, ep: Endpoint, seg) -> None:
-        ep.on_segment(self.env.now, seg)
-        self._after(ep)
+    def _carry_down(self, seg) -> None:
+        env = self.env
+        now = env.now
+        release = self.link.down.send(now, seg.frame_bytes, 0)
+        if release >= 0:
+            env.timeout(release - now if release > now else 0.0, seg).callbacks.append(self._deliver_client)
+
+    def _deliver_server(self, ev) -> None:
+        self.server.on_segment(self.env.now, ev._value)
+        self._after(self.server)
+
+    def _deliver_client(self, ev) -> None:
+        self.client.on_segment(self.env.now, ev._value)
+        self._after(self.client)
 
     def _after(self, ep: Endpoint) -> None:
         """Make sure a wake-up is scheduled at the endpoint's earliest timer deadline."""
