@@ -71,11 +71,10 @@ class Connection:
         self.link = link
         self.client = Endpoint(name="client", tcp=tcp, mss=mss, timers=timers, emit=self._carry_up,
                                on_established=lambda now: self._succeed(self.client_established),
-                               on_receive=lambda now, n: self._received_bytes("client", n))
+                               on_receive=self._client_received)
         self.server = Endpoint(name="server", tcp=tcp, mss=mss, timers=timers, emit=self._carry_down,
                                on_established=lambda now: self._succeed(self.server_established),
-                               on_receive=lambda now, n: self._received_bytes("server", n))
-        self._timer_at = {id(self.client): None, id(self.server): None}
+                               on_receive=self._server_received)
 
     # -- plumbing -------------------------------------------------------------------------------
     @staticmethod
@@ -110,28 +109,47 @@ class Connection:
         self._after(self.client)
 
     def _after(self, ep: Endpoint) -> None:
-        """Make sure a wake-up is scheduled at the endpoint's earliest timer deadline."""
-        deadline = ep.timer_deadline()
+        """Make sure a wake-up is scheduled at the endpoint's earliest timer deadline (a wake-up
+        that comes too early — the deadline moved later — finds nothing due and re-arms)."""
+        # Endpoint.timer_deadline(), inlined: this runs after every packet
+        deadline = ep.sender.xmit_timer
+        d = ep.receiver.delack_deadline
+        if d is not None and (deadline is None or d < deadline):
+            deadline = d
+        d = ep.syn_timer
+        if d is not None and (deadline is None or d < deadline):
+            deadline = d
         if deadline is None:
             return
-        key = id(ep)
-        scheduled = self._timer_at[key]
+        scheduled = ep.wake_at
         if scheduled is not None and scheduled <= deadline:
             return
-        self._timer_at[key] = deadline
-        ev = self.env.timeout(max(deadline - self.env.now, 0.0))
-        ev.callbacks.append(lambda _ev: self._wake(ep, deadline))
+        ep.wake_at = deadline
+        now = self.env.now
+        self.env.timeout(deadline - now if deadline > now else 0.0, deadline).callbacks.append(
+            self._wake_client if ep is self.client else self._wake_server)
+
+    def _wake_client(self, ev) -> None:
+        self._wake(self.client, ev._value)
+
+    def _wake_server(self, ev) -> None:
+        self._wake(self.server, ev._value)
 
     def _wake(self, ep: Endpoint, deadline: float) -> None:
-        key = id(ep)
-        if self._timer_at[key] == deadline:
-            self._timer_at[key] = None
+        if ep.wake_at == deadline:
+            ep.wake_at = None
         now = self.env.now
         due = ep.timer_deadline()
         if due is not None and due <= now + 1e-12:
             ep.on_timer(now)
         self._after(ep)
         self._after(self.server if ep is self.client else self.client)
+
+    def _client_received(self, now: float, total: int) -> None:
+        self._received_bytes("client", total)
+
+    def _server_received(self, now: float, total: int) -> None:
+        self._received_bytes("server", total)
 
     def _received_bytes(self, side: str, total: int) -> None:
         self._received[side] = total

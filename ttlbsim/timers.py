@@ -130,4 +130,9 @@ class KernelTimers:
         """Time the callback of a timer armed at `now` for `delay_s` seconds runs.
 
         Never earlier than ``now + delay_s`` (the wheel rounds strictly past `expires`)."""
-        return self.expiry_jiffies(now, self.delay_to_jiffies(delay_s))
+        hz = self.hz
+        d = -((-round(delay_s * 1e6) * hz) // 1_000_000)  # usecs_to_jiffies, rounding up
+        if d < 63:  # level 0 (the common case: a fast path with the same result)
+            clk = math.floor((now + self.phase_s) * hz + 1e-6)
+            return (clk + max(d, 0) + 1) * self._tick - self.phase_s
+        return self.expiry_jiffies(now, d)

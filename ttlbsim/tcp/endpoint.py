@@ -61,6 +61,7 @@ class Endpoint:
         self.peer_ts = 0.0
         self.segments_out = 0
         self.bytes_out = 0
+        self.wake_at: float | None = None  # the driver's scheduled wake-up (session.Connection)
 
     # -- emission -----------------------------------------------------------------------------
     def _emit(self, seg: Segment) -> None:
@@ -68,22 +69,36 @@ class Endpoint:
         self.bytes_out += seg.frame_bytes
         self._emit_raw(seg)
 
-    def _ack_fields(self, now: float) -> tuple:
+    def _ack_fields(self) -> tuple:
+        """(ack, window, SACK blocks, DSACK?) for the next segment; clears the pending ACK
+        (`tcp_event_ack_sent`). Per-packet hot path: the receiver's common case is inlined."""
         r = self.receiver
-        sack, dsack = r.sack_blocks()
-        return r.rcv_nxt, r.window(), sack, dsack
+        if r.dsack is None and not r.ooo:
+            sack, dsack = (), False
+        else:
+            sack, dsack = r.sack_blocks()
+        wnd = r.rcv_ssthresh if r.rcv_ssthresh < r.window_clamp else r.window_clamp
+        fields = (r.rcv_nxt, wnd, sack, dsack)
+        # receiver.on_ack_sent(), inlined
+        if r.ack_pending and r.quick:
+            r.quick -= 1
+        r.ack_pending = False
+        r.pushed = 0
+        r.dsack = None
+        r.delack_deadline = None
+        r.rcv_wup = r.rcv_nxt
+        return fields
 
     def _data_segment(self, seq: int, end: int, now: float) -> Segment:
-        ack, wnd, sack, dsack = self._ack_fields(now)
-        seg = Segment(ACK, seq, end, ack, wnd, sack, dsack, _ts(now), self.receiver.ts_recent)
-        self.receiver.on_ack_sent(now)
-        return seg
+        ack, wnd, sack, dsack = self._ack_fields()
+        ts = int(now * 1000.0) / 1000.0 or 1e-3
+        return Segment(ACK, seq, end, ack, wnd, sack, dsack, ts, self.receiver.ts_recent)
 
     def send_ack(self, now: float) -> None:
-        ack, wnd, sack, dsack = self._ack_fields(now)
+        ack, wnd, sack, dsack = self._ack_fields()
         seq = self.sender.snd_nxt
-        self._emit(Segment(ACK, seq, seq, ack, wnd, sack, dsack, _ts(now), self.receiver.ts_recent))
-        self.receiver.on_ack_sent(now)
+        ts = int(now * 1000.0) / 1000.0 or 1e-3
+        self._emit(Segment(ACK, seq, seq, ack, wnd, sack, dsack, ts, self.receiver.ts_recent))
 
     def _send_syn(self, now: float) -> None:
         self.syn_ts = _ts(now)

@@ -90,8 +90,8 @@ class Receiver:
         length = end - seq
         # rcv_mss estimate (tcp_measure_rcv_mss)
         if length >= self.rcv_mss:
-            self.rcv_mss = min(length, self.advmss)
-        elif length < self.rcv_mss:
+            self.rcv_mss = length if length < self.advmss else self.advmss
+        else:
             self.pushed += 1
         if tsecr > 0.0:
             sample = now - tsecr
@@ -124,7 +124,8 @@ class Receiver:
             return True
         # in order (possibly overlapping the left edge)
         had_ooo = bool(self.ooo)
-        self.rcv_nxt = max(self.rcv_nxt, end)
+        if end > self.rcv_nxt:
+            self.rcv_nxt = end
         if tsval > 0.0:
             self.ts_recent = tsval
         if had_ooo:
@@ -132,8 +133,10 @@ class Receiver:
                 self.rcv_nxt = max(self.rcv_nxt, self.ooo.pop(0)[1])
             immediate = True  # hole filled: ACK at once
         if length >= 128 and self.rcv_ssthresh < self.window_clamp:
-            self.rcv_ssthresh = min(self.rcv_ssthresh + 2 * self.advmss, self.window_clamp)
-        self._space_adjust(now)
+            grown = self.rcv_ssthresh + 2 * self.advmss
+            self.rcv_ssthresh = grown if grown < self.window_clamp else self.window_clamp
+        if self.space_time is None or (self.rcv_rtt is not None and now - self.space_time >= self.rcv_rtt):
+            self._space_adjust(now)
         if immediate or (self.rcv_nxt - self.rcv_wup) > self.rcv_mss or self.in_quickack_mode():
             return True
         if self.pushed >= 2 or (self.pushed and not self.pingpong and length < self.rcv_mss):

@@ -12,11 +12,11 @@ Order of work on an incoming ACK (`on_ack`), as in Linux 6.1 `tcp_ack()`:
  3. RTT estimator and RTO (`tcp_ack_update_rtt`, backoff reset); TLP outcome (`tcp_process_tlp_ack`);
  4. loss detection by RACK (`tcp_rack_mark_lost`, reordering window, reorder timer) and the
     recovery state machine (`tcp_fastretrans_alert`: Open/Disorder/CWR/Recovery/Loss);
- 5. cwnd: PRR while reducing (`tcp_cwnd_reduction`), else slow start / congestion avoidance if
+ 5. timers: TLP (`tcp_schedule_loss_probe`) or RTO (`tcp_rearm_rto`) when data was acked;
+ 6. cwnd: PRR while reducing (`tcp_cwnd_reduction`), else slow start / congestion avoidance if
     `tcp_may_raise_cwnd` and cwnd-limited (`tcp_cong_control`);
- 6. transmit: lost segments first (`tcp_xmit_retransmit_queue`), then new data
-    (`tcp_write_xmit`, Nagle/Minshall unless TCP_NODELAY);
- 7. timers: TLP (`tcp_schedule_loss_probe`) or RTO (`tcp_rearm_rto`).
+ 7. transmit: lost segments first (`tcp_xmit_retransmit_queue`), then new data
+    (`tcp_write_xmit`, Nagle/Minshall unless TCP_NODELAY; it re-arms the TLP after new data).
 
 Not modelled (see README "What the model leaves out"): F-RTO, DSACK-based undo, TSO/GSO,
 pacing, ECN, tcp_metrics carry-over between connections.
@@ -181,7 +181,7 @@ class Sender:
         # lost and not yet retransmitted; retransmit_skb_hint in Linux)
         if self.lost_out:
             q = self.queue
-            i = max(self.una_idx, self.rtx_hint)
+            i = self.rtx_hint if self.rtx_hint > self.una_idx else self.una_idx
             stop = self.send_idx
             while i < stop:
                 if self.packets_out - self.sacked_out - self.lost_out + self.retrans_out >= cc.cwnd:
@@ -216,7 +216,7 @@ class Sender:
                 self.snd_sml = skb.end
             self._transmit(now, skb, False)
             sent_new = True
-        if self.in_flight >= cc.cwnd:
+        if self.packets_out - self.sacked_out - self.lost_out + self.retrans_out >= cc.cwnd:
             cwnd_limited = True
         if sent_new or cwnd_limited:
             self._cwnd_validate(cwnd_limited)
@@ -258,7 +258,8 @@ class Sender:
         """`tcp_schedule_loss_probe` (tcp_early_retrans = 3)."""
         if self.tlp_high_seq or self.state != OPEN or self.packets_out == 0:
             return False
-        if self.cc.cwnd > self.in_flight and self.send_idx < len(self.queue):
+        if (self.cc.cwnd > self.packets_out - self.sacked_out - self.lost_out + self.retrans_out
+                and self.send_idx < len(self.queue)):
             return False
         srtt = self.rtt.srtt_s
         jiffy = 1.0 / self.timers.hz
@@ -272,7 +273,8 @@ class Sender:
             head = self.queue[self.una_idx]
             rto_delta = head.xmit_time + self.rto_s - now
         if rto_delta > 0:
-            timeout = min(timeout, rto_delta)
+            if rto_delta < timeout:
+                timeout = rto_delta
         self._arm("tlp", now, timeout)
         return True
 
@@ -491,7 +493,8 @@ class Sender:
                         sack_rtt_last = max(sack_rtt_last, t)
                         if skb.end < self.highest_sacked_end:
                             reordered = True
-                    self.highest_sacked_end = max(self.highest_sacked_end, skb.end)
+                    if skb.end > self.highest_sacked_end:
+                        self.highest_sacked_end = skb.end
                     self._rack_advance(skb, now)
         # 2. cumulative ACK
         first_ackt = last_ackt = -1.0
@@ -565,16 +568,7 @@ class Sender:
                 self._enter_recovery(now)
             else:
                 self.state = DISORDER if self.sacked_out else OPEN
-        # 5. cwnd
-        in_reduction = self.state in (RECOVERY, CWR)
-        cc.on_ack(now=now, acked=delivered, rtt_sample=ca_rtt if ca_rtt > 0 else None,
-                  snd_una=self.snd_una, snd_nxt=self.snd_nxt, cwnd_limited=self.cwnd_limited(),
-                  may_raise=may_raise and not in_reduction and delivered > 0)
-        if in_reduction and (delivered > 0 or self.prr_out == 0):
-            self._prr(now, delivered, newly_lost, una_advanced)
-        # 6. transmit
-        self.push(now)
-        # 7. timers
+        # 5. timers (`tcp_set_xmit_timer` when data was acked), before transmitting as in Linux
         if una_advanced:
             if self.packets_out == 0:
                 self.xmit_timer = None
@@ -584,3 +578,13 @@ class Sender:
                     self._rearm_rto(now)
         elif self.xmit_timer is None and self.packets_out:
             self._rearm_rto(now)
+        # 6. cwnd (`tcp_cong_control`): PRR while reducing, else slow start / avoidance
+        in_reduction = self.state in (RECOVERY, CWR)
+        if delivered or ca_rtt > 0:
+            cc.on_ack(now=now, acked=delivered, rtt_sample=ca_rtt if ca_rtt > 0 else None,
+                      snd_una=self.snd_una, snd_nxt=self.snd_nxt, cwnd_limited=self.cwnd_limited(),
+                      may_raise=may_raise and not in_reduction and delivered > 0)
+        if in_reduction and (delivered > 0 or self.prr_out == 0):
+            self._prr(now, delivered, newly_lost, una_advanced)
+        # 7. transmit (tcp_data_snd_check after tcp_ack)
+        self.push(now)
