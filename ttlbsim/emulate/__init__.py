@@ -110,12 +110,14 @@ def _versions() -> dict:
 
 def emulate(scenario: Scenario, runs: int = 20, *, backend: str = "auto", warmup: int = 2,
             out: str | Path | None = None, progress: TextIO | Callable[[str], None] | None = sys.stderr,
-            keep_workdir: bool = False) -> Result:
+            workdir: str | Path | None = None, pcap: str | Path | None = None) -> Result:
     """Run `runs` real connections (after `warmup` unmeasured ones) of `scenario`.
 
     Raises `BackendUnavailable` when neither backend works, `RuntimeError` when the emulation
     fails (the message says why). Namespaces, guest and processes are gone when it returns or
-    raises (also on KeyboardInterrupt)."""
+    raises (also on KeyboardInterrupt). `workdir`: keep the spec, credentials, rows, testbed
+    description and clean-up report there (default: a temporary directory, removed). `pcap`:
+    tcpdump at the server's veth into this file (needs tcpdump where the harness runs)."""
     from .. import __version__
     from .endpoints import write_credentials
 
@@ -133,12 +135,15 @@ def emulate(scenario: Scenario, runs: int = 20, *, backend: str = "auto", warmup
             _f.flush()
     if backend == "auto":
         say(f"backend: {name}")
-    work = backends.new_workdir()
+    work = Path(workdir) if workdir is not None else backends.new_workdir()
+    work.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:6]
     started = time.time()
     try:
         files = write_credentials(_spec(scenario, 1, 0, {}, tag)["tls"], work)
         spec = _spec(scenario, runs, warmup, files, tag)
+        if pcap is not None:
+            spec["pcap"] = str(Path(pcap).resolve())
         spec_path, rows_path = work / "spec.json", work / "rows.jsonl"
         spec_path.write_text(json.dumps(spec, indent=1))
         budget = 120 + (runs + warmup) * spec["timeout_s"]
@@ -163,7 +168,7 @@ def emulate(scenario: Scenario, runs: int = 20, *, backend: str = "auto", warmup
                       "testbed": testbed}
         return Result(scenario=scenario, seed=0, arrays=_arrays(rows), source="emulator", provenance=provenance)
     finally:
-        if not keep_workdir:
+        if workdir is None:
             shutil.rmtree(work, ignore_errors=True)
 
 

@@ -119,7 +119,7 @@ class Testbed:
 def _terminate(procs: list[subprocess.Popen]) -> None:
     for p in procs:
         if p.poll() is None:
-            p.kill()
+            p.terminate() if p.args[-1:] and str(p.args[-2]) == "-w" else p.kill()
     for p in procs:
         try:
             p.wait(timeout=5)
@@ -149,6 +149,11 @@ def run(spec: dict, rows_path: Path) -> int:
                    "server_addr": SERVER_ADDR, "timeout_s": spec.get("timeout_s", 120), "gap_s": spec.get("gap_s", 0)}
         spec_path.write_text(json.dumps(ep_spec))
         env = dict(os.environ)
+        if spec.get("pcap"):  # capture at the server's veth (before its netem on egress, after the client's)
+            procs.append(subprocess.Popen(["ip", "netns", "exec", bed.ns["s"], "tcpdump", "-q", "-n", "-s", "200",
+                                           "-i", bed.dev["s"], "-w", spec["pcap"]],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            time.sleep(1.0)
         server = subprocess.Popen(["ip", "netns", "exec", bed.ns["s"], py, "-m", "ttlbsim.emulate.endpoints",
                                    "server", str(spec_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True, env=env)
