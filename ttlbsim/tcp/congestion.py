@@ -55,6 +55,8 @@ class CongestionControl(ABC):
     increase counter; generic TCP zeroes it on cwnd reductions), `cwnd_clamp`.
     """
 
+    __slots__ = ("cwnd", "cwnd_clamp", "hystart", "hz", "initcwnd", "jiffy_phase_s", "snd_cwnd_cnt",
+                 "ssthresh")
     name = "base"
 
     def __init__(self, *, initcwnd: int, hystart: bool = True, hz: int = 250,
@@ -163,6 +165,7 @@ class Reno(CongestionControl):
     segments delivered. No HyStart.
     """
 
+    __slots__ = ()
     name = "reno"
 
     def on_ack(self, *, now: float, acked: int, rtt_sample: float | None, snd_una: int,
@@ -244,6 +247,9 @@ class Cubic(CongestionControl):
       time.
     """
 
+    __slots__ = ("ack_cnt", "bic_K", "bic_origin_point", "cnt", "curr_rtt", "delay_min", "end_seq",
+                 "epoch_start", "found", "hystart_ack_delay_us", "last_ack", "last_cwnd",
+                 "last_max_cwnd", "last_time", "round_start", "sample_cnt", "tcp_cwnd")
     name = "cubic"
 
     def __init__(self, *, initcwnd: int, hystart: bool = True, hz: int = 250,

@@ -37,6 +37,10 @@ class Endpoint:
     """A TCP endpoint. `emit(seg)` puts a segment on this side's netem; `on_established(now)` and
     `on_receive(now, total_bytes)` tell the application about progress."""
 
+    __slots__ = ("_emit_raw", "_on_established", "_on_receive", "bytes_out", "cc", "mss", "name",
+                 "peer_ts", "receiver", "rtt", "segments_out", "sender", "state", "syn_retrans",
+                 "syn_sent_at", "syn_timeout", "syn_timer", "syn_ts", "tcp", "timers", "wake_at")
+
     def __init__(self, *, name: str, tcp, mss: int, timers: KernelTimers, emit: Callable[[Segment], None],
                  on_established: Callable[[float], None], on_receive: Callable[[float, int], None]) -> None:
         self.name = name

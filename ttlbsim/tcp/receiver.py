@@ -32,6 +32,11 @@ K_MAX_SACK_BLOCKS = 3       # with timestamps, 3 SACK blocks fit in the option s
 class Receiver:
     """Receive side of one endpoint. Sequence numbers count payload bytes from 0."""
 
+    __slots__ = ("ack_pending", "advmss", "ato", "delack_deadline", "dsack", "duplicates",
+                 "lrcvtime", "ooo", "pingpong", "pushed", "quick", "rcv_mss", "rcv_nxt", "rcv_rtt",
+                 "rcv_ssthresh", "rcv_wup", "recent_block", "space_bytes", "space_seq",
+                 "space_time", "ts_recent", "window_clamp")
+
     def __init__(self, *, advmss: int) -> None:
         self.advmss = advmss
         self.rcv_nxt = 0
@@ -112,6 +117,10 @@ class Receiver:
         self.lrcvtime = now
         self.ack_pending = True
         immediate = False
+        if seq <= self.rcv_wup and tsval > 0.0:
+            # tcp_replace_ts_recent(): echo the newest segment at or left of the last ACK's edge
+            # (a retransmission or duplicate included), so timestamp RTT samples stay honest
+            self.ts_recent = tsval
         if end <= self.rcv_nxt or self._already_sacked(seq, end):
             # duplicate: DSACK it and ACK at once (tcp_send_dupack); leaves pingpong? no: keeps.
             self.dsack = (seq, end)
@@ -126,8 +135,6 @@ class Receiver:
         had_ooo = bool(self.ooo)
         if end > self.rcv_nxt:
             self.rcv_nxt = end
-        if tsval > 0.0:
-            self.ts_recent = tsval
         if had_ooo:
             while self.ooo and self.ooo[0][0] <= self.rcv_nxt:
                 self.rcv_nxt = max(self.rcv_nxt, self.ooo.pop(0)[1])

@@ -24,6 +24,8 @@ pacing, ECN, tcp_metrics carry-over between connections.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from operator import attrgetter
 from typing import Callable
 
 from .segment import ACK, Segment
@@ -51,12 +53,24 @@ class Skb:
         self.delivered = False
 
 
+_seq_of = attrgetter("seq")
+
+
 class Sender:
     """Send side of one endpoint. Sequence numbers count payload bytes from 0.
 
     `emit(seg)` is called for every segment to put on the wire; `make_segment(seq, end, now)`
     builds a segment with the receive side's ACK fields (piggybacked ACK).
     """
+
+    __slots__ = ("_emit", "_make_segment", "_on_data_sent", "backoff", "cc", "cwnd_usage_seq",
+                 "high_seq", "highest_sacked_end", "is_cwnd_limited_flag", "lost_out", "lsndtime",
+                 "max_packets_out", "mss", "nodelay", "packets_out", "prior_cwnd", "prr_delivered",
+                 "prr_out", "queue", "rack_advanced", "rack_end_seq", "rack_mstamp", "rack_rtt",
+                 "reord_seen", "reordering", "retrans_out", "retransmits", "rto_count", "rto_s",
+                 "rtt", "rtx_hint", "sacked_out", "segments_sent", "send_idx", "snd_nxt",
+                 "snd_sml", "snd_una", "snd_wnd", "state", "timers", "tlp_count", "tlp_high_seq",
+                 "tlp_retrans", "una_idx", "write_seq", "xmit_kind", "xmit_timer")
 
     def __init__(self, *, mss: int, cc, rtt, timers, nodelay: bool,
                  make_segment: Callable[[int, int, float], Segment], emit: Callable[[Segment], None],
@@ -471,11 +485,12 @@ class Sender:
             for start, end in blocks:
                 if end <= ack:
                     continue
-                for i in range(self.una_idx, self.send_idx):
+                # the queue is in sequence order: start at the first skb at or after `start`
+                for i in range(bisect_left(q, start, self.una_idx, self.send_idx, key=_seq_of), self.send_idx):
                     skb = q[i]
                     if skb.seq >= end:
                         break
-                    if skb.sacked or skb.seq < start or skb.end > end:
+                    if skb.sacked or skb.end > end:
                         continue
                     skb.sacked = True
                     self.sacked_out += 1
@@ -498,6 +513,7 @@ class Sender:
                     self._rack_advance(skb, now)
         # 2. cumulative ACK
         first_ackt = last_ackt = -1.0
+        retrans_acked = False
         una_advanced = ack > prior_una
         newly_acked = 0
         if una_advanced:
@@ -513,7 +529,9 @@ class Sender:
                         self.lost_out -= 1
                     if skb.retrans:
                         self.retrans_out -= 1
-                    if skb.tx == 1:
+                    if skb.tx > 1:
+                        retrans_acked = True  # FLAG_RETRANS_DATA_ACKED: Karn, no seq RTT
+                    else:
                         if first_ackt < 0:
                             first_ackt = skb.xmit_time
                         last_ackt = skb.xmit_time
@@ -532,14 +550,15 @@ class Sender:
         if reordered:
             self.reord_seen += 1
         # RTT samples (tcp_clean_rtx_queue / tcp_ack_update_rtt)
-        seq_rtt = now - first_ackt if first_ackt >= 0 else -1.0
-        ca_rtt = now - last_ackt if last_ackt >= 0 else -1.0
+        if first_ackt >= 0 and not retrans_acked:
+            seq_rtt = now - first_ackt
+            ca_rtt = now - last_ackt
+        else:
+            seq_rtt = ca_rtt = -1.0
         if sack_rtt_first >= 0:
-            sack_rtt = now - sack_rtt_first
-            if ca_rtt < 0:
-                ca_rtt = now - sack_rtt_last
+            ca_rtt = now - sack_rtt_last
             if seq_rtt < 0:
-                seq_rtt = sack_rtt
+                seq_rtt = now - sack_rtt_first
         if seq_rtt < 0 and una_advanced and seg.tsecr > 0:
             seq_rtt = ca_rtt = max(now - seg.tsecr, 0.001)
         if seq_rtt > 0:
