@@ -51,6 +51,9 @@ def _lvl_start(n: int) -> int:
     return (_LVL_SIZE - 1) << ((n - 1) * LVL_CLK_SHIFT)
 
 
+_LVL_STARTS = tuple(_lvl_start(n) if n else 0 for n in range(10))
+
+
 def _lvl_depth(hz: int) -> int:
     return 9 if hz > 100 else 8
 
@@ -82,7 +85,7 @@ def wheel_bucket_expiry(expires: int, clk: int, hz: int = 250) -> int:
         return clk
     depth = _lvl_depth(hz)
     for lvl in range(depth - 1):
-        if delta < _lvl_start(lvl + 1):
+        if delta < _LVL_STARTS[lvl + 1]:
             shift = lvl * LVL_CLK_SHIFT
             return ((expires >> shift) + 1) << shift
     cutoff = _lvl_start(depth)

@@ -150,7 +150,7 @@ def run(spec: dict, rows_path: Path) -> int:
         spec_path.write_text(json.dumps(ep_spec))
         env = dict(os.environ)
         if spec.get("pcap"):  # capture at the server's veth (before its netem on egress, after the client's)
-            procs.append(subprocess.Popen(["ip", "netns", "exec", bed.ns["s"], "tcpdump", "-q", "-n", "-s", "200",
+            procs.append(subprocess.Popen(["ip", "netns", "exec", bed.ns["s"], "tcpdump", "-U", "-Z", "root", "-n", "-s", "200",
                                            "-i", bed.dev["s"], "-w", spec["pcap"]],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             time.sleep(1.0)

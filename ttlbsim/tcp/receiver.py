@@ -121,7 +121,7 @@ class Receiver:
             # tcp_replace_ts_recent(): echo the newest segment at or left of the last ACK's edge
             # (a retransmission or duplicate included), so timestamp RTT samples stay honest
             self.ts_recent = tsval
-        if end <= self.rcv_nxt or self._already_sacked(seq, end):
+        if end <= self.rcv_nxt or (self.ooo and self._already_sacked(seq, end)):
             # duplicate: DSACK it and ACK at once (tcp_send_dupack); leaves pingpong? no: keeps.
             self.dsack = (seq, end)
             self.duplicates += 1

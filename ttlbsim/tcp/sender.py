@@ -67,7 +67,7 @@ class Sender:
                  "high_seq", "highest_sacked_end", "is_cwnd_limited_flag", "lost_out", "lsndtime",
                  "max_packets_out", "mss", "nodelay", "packets_out", "prior_cwnd", "prr_delivered",
                  "prr_out", "queue", "rack_advanced", "rack_end_seq", "rack_mstamp", "rack_rtt",
-                 "reord_seen", "reordering", "retrans_out", "retransmits", "rto_count", "rto_s",
+                 "reord_seen", "reordering", "retrans_out", "sack_cache", "retransmits", "rto_count", "rto_s",
                  "rtt", "rtx_hint", "sacked_out", "segments_sent", "send_idx", "snd_nxt",
                  "snd_sml", "snd_una", "snd_wnd", "state", "timers", "tlp_count", "tlp_high_seq",
                  "tlp_retrans", "una_idx", "write_seq", "xmit_kind", "xmit_timer")
@@ -86,6 +86,7 @@ class Sender:
         self.queue: list[Skb] = []
         self.una_idx = 0             # index of the first unacknowledged skb
         self.rtx_hint = 0            # no lost, unretransmitted skb below this index
+        self.sack_cache: dict[int, int] = {}  # SACK blocks of the last ACK: start -> end
         self.send_idx = 0            # index of the first never-sent skb
         self.snd_una = 0
         self.snd_nxt = 0
@@ -404,6 +405,11 @@ class Sender:
                 continue
             if not (self.rack_mstamp > skb.xmit_time or
                     (self.rack_mstamp == skb.xmit_time and self.rack_end_seq > skb.end)):
+                if skb.tx == 1:
+                    # never retransmitted and not sent before the RACK reference: every later
+                    # skb in the queue was sent later still (a retransmission goes out after
+                    # its original), so none of them can be RACK-lost either
+                    break
                 continue
             remaining = self.rack_rtt + reo_wnd - (now - skb.xmit_time)
             if remaining <= 0:
@@ -482,11 +488,18 @@ class Sender:
         # 1. SACK scoreboard
         if seg.sack:
             blocks = seg.sack[1:] if seg.dsack else seg.sack
+            cache = self.sack_cache
+            new_cache = {}
             for start, end in blocks:
+                new_cache[start] = end
                 if end <= ack:
                     continue
-                # the queue is in sequence order: start at the first skb at or after `start`
-                for i in range(bisect_left(q, start, self.una_idx, self.send_idx, key=_seq_of), self.send_idx):
+                # what an earlier ACK already reported of this block is SACKed: skip it (Linux's
+                # recv_sack_cache); the queue is in sequence order, so bisect to the rest
+                lo = cache.get(start, start)
+                if lo >= end:
+                    continue
+                for i in range(bisect_left(q, lo, self.una_idx, self.send_idx, key=_seq_of), self.send_idx):
                     skb = q[i]
                     if skb.seq >= end:
                         break
@@ -511,6 +524,7 @@ class Sender:
                     if skb.end > self.highest_sacked_end:
                         self.highest_sacked_end = skb.end
                     self._rack_advance(skb, now)
+            self.sack_cache = new_cache
         # 2. cumulative ACK
         first_ackt = last_ackt = -1.0
         retrans_acked = False
