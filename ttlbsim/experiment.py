@@ -145,8 +145,12 @@ class Experiment:
 
 
 def cell_key(scenario: Scenario, runs: int, seed: int) -> str:
-    """Stable hash of what determines a cell's result: canonical scenario options, runs, seed."""
-    text = json.dumps({"scenario": scenario.to_options(), "runs": int(runs), "seed": int(seed)},
+    """Stable hash of what determines a cell's result: canonical scenario options, runs, seed and
+    the ttlbsim version (results of another version are recomputed, not mixed in)."""
+    from . import __version__
+
+    text = json.dumps({"scenario": scenario.to_options(), "runs": int(runs), "seed": int(seed),
+                       "ttlbsim": __version__},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 

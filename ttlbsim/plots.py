@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import math
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,7 @@ def draw(table: ResultTable, out_dir: str | Path, name: str | None = None,
         _lines(ax, exp, rows, emu)
     else:
         _cdf(ax, exp, table, emu)
-    ax.set_title(exp.title, fontsize=9)
+    ax.set_title("\n".join(textwrap.wrap(exp.title, 80)), fontsize=9)
     runs = sorted({r.cell.runs for r in table.results})
     fig.text(0.99, 0.01, f"ttlbsim, {'/'.join(map(str, runs))} runs per cell, seed {exp.seed}"
              + (" (dashed/hatched: emulation)" if emu else ""), ha="right", va="bottom", fontsize=7, color="0.4")
