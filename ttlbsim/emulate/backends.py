@@ -147,7 +147,9 @@ mount -t tmpfs tmpfs /run
 {inserts}
 cd {work}
 {sys.executable} -m ttlbsim.emulate.harness {spec_path} {rows_path} 2>&1
-echo "{EXIT}$?"
+status=$?
+sync
+echo "{EXIT}$status"
 poweroff -f
 """
 
