@@ -190,8 +190,7 @@ def server_context(tls: dict, files: dict) -> tuple[SSL.Context, int]:
 
 
 def client_context(tls: dict, files: dict) -> SSL.Context:
-    ctx = SSL.Context(SSL.TLS_METHOD)
-    ctx.set_min_proto_version(SSL.TLS1_3_VERSION)
+    ctx = SSL.Context(SSL.TLS_METHOD)  # TLS 1.2 still offered: OpenSSL's default ClientHello (1.3 is negotiated)
     ctx.load_verify_locations(files["server_root"])
     ctx.get_cert_store().set_flags(_NO_CHECK_TIME)
     ctx.set_verify(SSL.VERIFY_PEER, None)
