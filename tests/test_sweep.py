@@ -145,3 +145,24 @@ def test_cli_sweep_and_resume(tmp_path):
     assert "2/2 cells" in first.stderr and "TTLB p50" in first.stdout
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0 and "(2 resumed)" in second.stderr
+
+
+def test_figure_and_study_comparison(tmp_path, reference):
+    from ttlbsim.reproduce import compare_with_study, figure_rows
+
+    out, _ = reference
+    spec = {**SPEC, "reference": {"values": [
+        {"label": "slowdown at 8 KiB", "quantity": "slowdown_pct", "side": "pq", "where": {"data": "8KiB"},
+         "percentiles": [50, 90], "study": 5, "accept": [-1000, 1000]}]}}
+    exp = parse_experiment(spec, "tiny.toml")
+    table = load_table(exp, out)
+    rows = figure_rows(table)
+    assert {r["percentile"] for r in rows} == {50, 75, 90} and {r["data_kib"] for r in rows} == {0.0, 8.0}
+    (cmp,) = compare_with_study(table)
+    assert cmp.passed and cmp.study == 5.0 and cmp.difference == cmp.reproduced - 5.0
+    pytest.importorskip("matplotlib")
+    from ttlbsim.plots import draw
+
+    files = draw(table, tmp_path, "tiny")
+    assert sorted(f.name for f in files) == ["tiny.csv", "tiny.png", "tiny.svg"]
+    assert (tmp_path / "tiny.png").read_bytes()[:4] == b"\x89PNG"
