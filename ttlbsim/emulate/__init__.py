@@ -135,6 +135,13 @@ def emulate(scenario: Scenario, runs: int = 20, *, backend: str = "auto", warmup
             _f.flush()
     if backend == "auto":
         say(f"backend: {name}")
+    import signal
+    import threading
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM cleans up like Ctrl-C
+        def _term(signum, frame):
+            raise KeyboardInterrupt(f"signal {signum}")
+        previous = signal.signal(signal.SIGTERM, _term)
     work = Path(workdir) if workdir is not None else backends.new_workdir()
     work.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:6]
@@ -170,6 +177,8 @@ def emulate(scenario: Scenario, runs: int = 20, *, backend: str = "auto", warmup
     finally:
         if workdir is None:
             shutil.rmtree(work, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _kernel(name: str) -> str:
