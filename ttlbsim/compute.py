@@ -84,6 +84,9 @@ class ComputeModel:
         return measure_operation(op)
 
     def flight_time(self, ops: tuple[str, ...]) -> float:
+        """Seconds before a side writes a flight that needs `ops`: the scaled crypto time plus
+        the host's per-flight overhead."""
         if ops not in self._cache:
-            self._cache[ops] = self.config.scale * sum(self.op_time(op) for op in ops)
+            self._cache[ops] = (self.config.scale * sum(self.op_time(op) for op in ops)
+                                + self.config.flight_overhead_s)
         return self._cache[ops]

@@ -169,11 +169,16 @@ class ComputeConfig:
     primitives (cached); "zero": no compute time; "explicit": `times_s` gives seconds per
     operation kind ("sign:mldsa44" or "sign" for every algorithm); unlisted operations cost 0.
     `scale` multiplies every time (to model a slower or faster host).
+    `flight_overhead_s` is added before every flight a side writes (handshake flights, the
+    request and the response): the application and system-call latency between a flight's last
+    byte arriving and the next write, beyond the cryptography (a host parameter that calibration
+    against real runs fits; 0 by default).
     """
 
     mode: str = "measured"
     times_s: tuple[tuple[str, float], ...] = ()
     scale: float = 1.0
+    flight_overhead_s: float = 0.0
 
     def __post_init__(self) -> None:
         _set(self, "mode", _choice("compute", self.mode, ("measured", "zero", "explicit")))
@@ -184,6 +189,9 @@ class ComputeConfig:
                 raise InvalidValue(f"compute time of {k}", v, "a duration >= 0")
         if not (self.scale >= 0 and math.isfinite(self.scale)):
             raise InvalidValue("compute_scale", self.scale, "a number >= 0")
+        if not (isinstance(self.flight_overhead_s, (int, float)) and math.isfinite(self.flight_overhead_s)
+                and self.flight_overhead_s >= 0):
+            raise InvalidValue("flight_overhead", self.flight_overhead_s, "a duration >= 0")
 
 
 @dataclass(frozen=True)
@@ -239,6 +247,8 @@ class Scenario:
                 comp["mode"] = value
             elif key == "compute_scale":
                 comp["scale"] = float(value)
+            elif key == "flight_overhead":
+                comp["flight_overhead_s"] = parse_duration(value, "flight_overhead")
             elif key in cls._TLS:
                 tls[key] = value
             elif key in cls._TCP:
@@ -270,7 +280,8 @@ class Scenario:
                     loss=f"{n.loss:g}", jitter=f"{n.jitter_s * 1e3:g}ms", jitter_dist=n.jitter_dist,
                     limit=n.limit, mtu=n.mtu, data=str(self.workload.data_bytes),
                     request=str(self.workload.request_bytes), compute=self.compute.mode,
-                    compute_scale=self.compute.scale)
+                    compute_scale=self.compute.scale,
+                    flight_overhead=f"{self.compute.flight_overhead_s * 1e3:g}ms")
         return opts
 
     def to_dict(self) -> dict[str, Any]:

@@ -218,6 +218,9 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
                 times["ttfb"] = env.now
             for w in f.writes:
                 conn.write(conn.client, w)
+        delay = compute.flight_time(())
+        if delay:
+            yield env.timeout(delay)
         conn.write(conn.client, request)
         if response:
             yield conn.wait_bytes("client", server_total + sum(response))
@@ -244,6 +247,9 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
             if delay:
                 yield env.timeout(delay)
         yield conn.wait_bytes("server", client_total + request)
+        delay = compute.flight_time(())
+        if delay and response:
+            yield env.timeout(delay)
         for w in response:
             conn.write(conn.server, w)
 
