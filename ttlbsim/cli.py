@@ -12,7 +12,7 @@ import sys
 from .errors import TTLBSimError
 
 #: sub-command name -> module under ttlbsim.commands (each has `add_parser(sub)` and `run(args)`)
-COMMANDS = ("handshake", "simulate", "compare", "emulate", "sweep", "reproduce")
+COMMANDS = ("handshake", "simulate", "compare", "emulate", "sweep", "reproduce", "calibrate")
 
 
 class _Parser(argparse.ArgumentParser):

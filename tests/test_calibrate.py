@@ -1,0 +1,101 @@
+"""validation.calibrate: recovers a known flight_overhead from synthetic data, writes the report,
+and the CLI's bad-input path is one line with exit status 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ttlbsim import Scenario
+from ttlbsim.simulate import simulate
+from validation import calibrate as C
+
+TRUE_OVERHEAD = "2ms"
+CELLS = [  # (key, options): two training cells and one held back (10 KiB)
+    ({"pair": "classical", "bandwidth": "1Gbit", "rtt": "35ms", "loss": "0%", "data": "0", "initcwnd": 20},
+     dict(kex="x25519", sig="rsa2048", bandwidth="1Gbit", rtt="35ms", data="0")),
+    ({"pair": "classical", "bandwidth": "10Mbit", "rtt": "35ms", "loss": "0%", "data": "50KiB", "initcwnd": 20},
+     dict(kex="x25519", sig="rsa2048", bandwidth="10Mbit", rtt="35ms", data="50KiB")),
+    ({"pair": "pq44", "bandwidth": "1Gbit", "rtt": "35ms", "loss": "0%", "data": "10KiB", "initcwnd": 20},
+     dict(kex="X25519MLKEM768", sig="mldsa44", bandwidth="1Gbit", rtt="35ms", data="10KiB")),
+]
+
+
+def _row(ttfb: float, ttlb: float, up: int, down: int) -> dict:
+    tcp = {"total_retrans": 0, "segs_out": up}
+    return {"ok": True, "warmup": False, "ttfb_ms": ttfb, "ttlb_ms": ttlb, "tcp": tcp,
+            "server": {"ok": True, "tcp": {"total_retrans": 0, "segs_out": down}}}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Synthetic 'emulation': the simulator itself with a 2 ms flight overhead, plus 0.2 ms noise."""
+    d = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(1)
+    for key, opts in CELLS:
+        sc = Scenario.build(**opts, initcwnd=20, hz=100, client_profile="openssl", key_shares=1)
+        r = simulate(sc.replace(flight_overhead=TRUE_OVERHEAD), runs=1)
+        name = "_".join(str(key[k]) for k in ("pair", "bandwidth", "rtt", "data"))
+        noise = rng.normal(0, 0.2, 10)
+        rows = [_row(r.ttfb_ms[0] + e, r.ttlb_ms[0] + e, int(r.packets_up[0]), int(r.packets_down[0])) for e in noise]
+        (d / f"{name}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+        (d / f"{name}.json").write_text(json.dumps({"schema": 1, "source": "emulator", "scenario": sc.to_dict(),
+                                                   "cell": key, "provenance": {"backend": "synthetic"}}))
+    (d / "manifest.json").write_text(json.dumps({"campaign": "synthetic", "runs": []}))
+    return d
+
+
+def test_split_is_deterministic_by_key():
+    assert C.split({"pair": "pq44", "data": "10KiB", "initcwnd": 20}, lossy=False) == "held-back"
+    assert C.split({"pair": "pq44", "data": "50KiB", "initcwnd": 20}, lossy=False) == "train"
+    assert C.split({"pair": "classical", "data": "200KiB", "initcwnd": 10}, lossy=False) == "held-back"
+    assert C.split({"pair": "classical", "data": "200KiB", "initcwnd": 20}, lossy=True) == "train"
+    assert C.split({"pair": "pq65", "data": "200KiB", "initcwnd": 20}, lossy=True) == "held-back"
+
+
+def test_scenario_round_trips_through_its_dict():
+    sc = Scenario.build(kex="x25519", sig="rsa2048", rtt="35ms", bandwidth="1Gbit", loss="1%", jitter="8.75ms",
+                        jitter_dist="paretonormal", initcwnd=20, hz=100, client_profile="openssl", key_shares=1,
+                        data="200KiB")
+    assert C.scenario_from_dict(sc.to_dict()) == sc
+
+
+def test_ks_distance():
+    assert C.ks_distance(np.arange(10.0), np.arange(10.0)) == 0.0
+    assert C.ks_distance(np.zeros(5), np.ones(5)) == 1.0
+
+
+def test_fit_recovers_known_flight_overhead(dataset, tmp_path):
+    res = C.calibrate(dataset, out=tmp_path / "cal.json", report=None, figures_dir=None,
+                      overheads=tuple(np.arange(0, 4.01, 0.5) * 1e-3), scales=(1.0,))
+    assert res["params"].compute_scale == 1.0
+    assert res["params"].flight_overhead_s == pytest.approx(2e-3, abs=0.15e-3)
+    doc = json.loads((tmp_path / "cal.json").read_text())
+    assert doc["parameters"]["hz"] == 100
+    assert doc["parameters"]["flight_overhead_s"] == pytest.approx(2e-3, abs=0.15e-3)
+    assert doc["fit"]["held_back_cells"] == ["pq44_1Gbit_35ms_10KiB"]
+    assert doc["provenance"]["emulator_backend"] == "synthetic" and doc["provenance"]["data_sha256"]
+    assert all(r["gate"]["pass"] for _, r in res["rows"])
+
+
+def test_report_generator_runs(dataset, tmp_path):
+    report, figs = tmp_path / "REPORT.md", tmp_path / "figures"
+    C.calibrate(dataset, out=None, report=report, figures_dir=figs, do_fit=False,
+                params=C.Params(2e-3, 1.0))
+    text = report.read_text()
+    for key, _ in CELLS:
+        assert "_".join(str(key[k]) for k in ("pair", "bandwidth", "rtt", "data")) in text
+    assert "| lossless | held-back | 1 | 1/1 |" in text
+    pngs = sorted(figs.glob("*.png"))
+    assert pngs and all(p.stat().st_size > 1000 for p in pngs)
+    assert f"figures/{pngs[0].name}" in text
+
+
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    from ttlbsim.cli import main
+    assert main(["calibrate", "--data", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--data" in err
+    assert C.main(["--data", str(tmp_path / "missing")]) == 2

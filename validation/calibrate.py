@@ -1,0 +1,588 @@
+"""Calibrate the simulator against an emulation data set and regenerate validation/REPORT.md.
+
+    python -m validation.calibrate [--data validation/data/study] [--out models/calibration/uml-6.1.json]
+                                   [--report validation/REPORT.md] [--figures validation/figures]
+                                   [--no-fit] [--sim-runs N] [--quiet]
+    ttlbsim calibrate ...          (the same)
+
+What it does, cell by cell (one cell = one `<cell>.json` + `<cell>.jsonl` of validation/data/<campaign>/):
+simulate the scenario the emulator ran (`ttlbsim.emulate.emulation_scenario`: OpenSSL client,
+one key share, HZ 100) and compare: p50/p75/p90 relative errors of TTFB and TTLB (simulator vs
+emulation) and the two-sample Kolmogorov-Smirnov distance of the per-connection samples.
+
+The host parameters the model cannot know, fitted on the training cells:
+  - ``flight_overhead_s``: per-flight application/system-call latency, added before every flight a
+    side writes (ComputeConfig.flight_overhead_s);
+  - ``compute_scale``: how much slower (>1) the guest runs the handshake's cryptography than this
+    host's measurement (ComputeConfig.scale; the measured per-operation times are stored too).
+Fixed, not fitted: the guest kernel's HZ (100 for Debian's UML 6.1: `hz` in every scenario).
+
+Split (deterministic, by cell key; see `split`): held back are the lossless cells with 10 KiB or
+100 KiB responses, every initcwnd-10 cell and every lossy/jittery cell whose pair is not
+"classical"; everything else trains. The objective is the RMS of the p50 relative errors (TTFB and
+TTLB) over the training cells (lossy training cells simulated with a fixed seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import math
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ttlbsim import Scenario
+from ttlbsim.errors import InvalidValue
+from ttlbsim.simulate import is_deterministic, simulate
+
+ROOT = Path(__file__).resolve().parent
+REPO = ROOT.parent
+DEFAULT_DATA = ROOT / "data" / "study"
+DEFAULT_OUT = REPO / "models" / "calibration" / "uml-6.1.json"
+DEFAULT_REPORT = ROOT / "REPORT.md"
+DEFAULT_FIGURES = ROOT / "figures"
+DIAGNOSIS = ROOT / "diagnosis.md"
+
+#: accuracy gates of issue 4 (relative errors, KS distance)
+GATES = {"lossless": {"p50": 0.02}, "lossy": {"p50": 0.10, "p90": 0.15, "ks": 0.15}}
+METRICS = ("ttfb_ms", "ttlb_ms")
+QUANTILES = (50, 75, 90)
+#: the coarse grid, then refined around the best point
+OVERHEAD_GRID_S = tuple(np.round(np.arange(0.0, 8.01, 0.5) * 1e-3, 6))
+SCALE_GRID = (0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+# --------------------------------------------------------------------------- data
+
+def scenario_from_dict(d: dict) -> Scenario:
+    """The Scenario a Result's `scenario` dict describes (inverse of Scenario.to_dict)."""
+    opts: dict = dict(d["tls"])
+    tcp = dict(d["tcp"])
+    for k in ("min_rto_s", "initial_rto_s"):
+        if k in tcp:
+            opts[k[:-2]] = f"{tcp.pop(k) * 1e3:g}ms"
+    opts.update(tcp)
+    n = d["network"]
+    opts.update(rtt=f"{n['rtt_s'] * 1e3:g}ms",
+                bandwidth=None if n.get("bandwidth_bps") is None else f"{n['bandwidth_bps']:g}bit",
+                loss=f"{n.get('loss', 0.0):g}", jitter=f"{n.get('jitter_s', 0.0) * 1e3:g}ms",
+                jitter_dist=n.get("jitter_dist", "uniform"), limit=n.get("limit", 1000), mtu=n.get("mtu", 1500))
+    w = d["workload"]
+    opts.update(data=str(w["data_bytes"]), request=str(w["request_bytes"]))
+    return Scenario.build(**opts)
+
+
+@dataclass
+class Cell:
+    """One emulated cell: its key, scenario and per-connection samples."""
+
+    name: str
+    key: dict
+    scenario: Scenario
+    emu: dict[str, np.ndarray]
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def lossy(self) -> bool:
+        return not is_deterministic(self.scenario)
+
+    @property
+    def kind(self) -> str:
+        return "lossy" if self.lossy else "lossless"
+
+    @property
+    def split(self) -> str:
+        return split(self.key, self.lossy)
+
+
+def split(key: dict, lossy: bool) -> str:
+    """'train' or 'held-back', from the cell key alone (deterministic)."""
+    data = str(key.get("data", ""))
+    if int(key.get("initcwnd", 20)) != 20:
+        return "held-back"
+    if lossy:
+        return "train" if key.get("pair") == "classical" else "held-back"
+    return "held-back" if data in ("10KiB", "100KiB") else "train"
+
+
+def load_cells(data_dir: str | Path) -> list[Cell]:
+    """Every complete cell (`.json` with its `.jsonl` rows) of a data set, sorted by name."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise InvalidValue("--data", str(data_dir), "a directory of emulated cells (validation/data/<campaign>)")
+    out = []
+    for path in sorted(data_dir.glob("*.json")):
+        if path.name == "manifest.json":
+            continue
+        rows_path = path.with_suffix(".jsonl")
+        if not rows_path.exists():
+            continue
+        d = json.loads(path.read_text())
+        if d.get("source") != "emulator":
+            continue
+        rows = [json.loads(x) for x in rows_path.read_text().splitlines() if x.strip()]
+        rows = [r for r in rows if r.get("ok", True) and not r.get("warmup")]
+        emu = {"ttfb_ms": np.array([r["ttfb_ms"] for r in rows]), "ttlb_ms": np.array([r["ttlb_ms"] for r in rows]),
+               "retransmits": np.array([r["tcp"]["total_retrans"] + r["server"]["tcp"]["total_retrans"] for r in rows]),
+               "packets_up": np.array([r["tcp"]["segs_out"] for r in rows]),
+               "packets_down": np.array([r["server"]["tcp"]["segs_out"] for r in rows])}
+        key = d.get("cell") or {"pair": path.stem}
+        summary = {k: d.get(k) for k in ("provenance", "host_load")}
+        out.append(Cell(path.stem, key, scenario_from_dict(d["scenario"]), emu, summary))
+    return out
+
+
+def manifest(data_dir: Path) -> dict:
+    p = Path(data_dir) / "manifest.json"
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+# --------------------------------------------------------------------------- comparison
+
+@dataclass(frozen=True)
+class Params:
+    flight_overhead_s: float = 0.0
+    compute_scale: float = 1.0
+
+    def label(self) -> str:
+        return f"flight_overhead {self.flight_overhead_s * 1e3:.2f} ms, compute scale {self.compute_scale:g}"
+
+
+def sim_scenario(cell: Cell, p: Params) -> Scenario:
+    return cell.scenario.replace(compute="measured", compute_scale=p.compute_scale,
+                                 flight_overhead=f"{p.flight_overhead_s * 1e3:.6g}ms")
+
+
+class Simulator:
+    """simulate() with a cache keyed by (cell, params, runs)."""
+
+    def __init__(self, runs: int = 1000, fit_runs: int = 200) -> None:
+        self.runs, self.fit_runs = runs, fit_runs
+        self._cache: dict = {}
+
+    def __call__(self, cell: Cell, p: Params, fit: bool = False) -> dict[str, np.ndarray]:
+        runs = 1 if not cell.lossy else (self.fit_runs if fit else max(self.runs, len(cell.emu["ttlb_ms"])))
+        key = (cell.name, p, runs)
+        if key not in self._cache:
+            r = simulate(sim_scenario(cell, p), runs=runs, seed=0)
+            self._cache[key] = {k: np.asarray(v) for k, v in r.arrays.items()}
+        return self._cache[key]
+
+
+def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic sup |F_a - F_b|."""
+    a, b = np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float))
+    grid = np.concatenate([a, b])
+    fa = np.searchsorted(a, grid, side="right") / len(a)
+    fb = np.searchsorted(b, grid, side="right") / len(b)
+    return float(np.max(np.abs(fa - fb)))
+
+
+def compare_cell(cell: Cell, sim: dict[str, np.ndarray]) -> dict:
+    """Per metric: emulated and simulated p50/p75/p90, relative errors (sim/emu - 1), KS."""
+    out: dict = {}
+    for m in METRICS:
+        e, s = cell.emu[m], sim[m]
+        row = {}
+        for q in QUANTILES:
+            pe, ps = float(np.percentile(e, q)), float(np.percentile(s, q))
+            row[f"emu_p{q}"], row[f"sim_p{q}"] = pe, ps
+            row[f"err_p{q}"] = ps / pe - 1 if pe > 0 else float("nan")
+        row["ks"] = ks_distance(e, s)
+        out[m] = row
+    out["packets"] = {"emu_up": float(np.mean(cell.emu["packets_up"])), "emu_down": float(np.mean(cell.emu["packets_down"])),
+                      "sim_up": float(np.mean(sim["packets_up"])), "sim_down": float(np.mean(sim["packets_down"])),
+                      "emu_retx": float(np.mean(cell.emu["retransmits"])), "sim_retx": float(np.mean(sim["retransmits"]))}
+    out["gate"] = gate(cell.kind, out)
+    return out
+
+
+def gate(kind: str, cmp: dict) -> dict:
+    """Which of the issue's gates the cell passes: {'pass': bool, 'misses': [...]}."""
+    misses = []
+    for m in METRICS:
+        row = cmp[m]
+        for g, limit in GATES[kind].items():
+            value = row["ks"] if g == "ks" else abs(row[f"err_{g}"])
+            if not value <= limit:
+                misses.append(f"{m[:4].upper()} {g} {'' if g == 'ks' else '|err| '}{value * (1 if g == 'ks' else 100):.{2 if g == 'ks' else 1}f}"
+                              f"{'' if g == 'ks' else ' %'} > {limit if g == 'ks' else limit * 100:g}{'' if g == 'ks' else ' %'}")
+    return {"pass": not misses, "misses": misses}
+
+
+# --------------------------------------------------------------------------- fit
+
+def objective(cells: list[Cell], sim: Callable, p: Params) -> float:
+    """RMS of the p50 relative errors (TTFB and TTLB) over `cells`, in percent."""
+    errs = []
+    for c in cells:
+        s = sim(c, p, fit=True)
+        for m in METRICS:
+            errs.append(float(np.percentile(s[m], 50)) / float(np.percentile(c.emu[m], 50)) - 1)
+    return 100 * math.sqrt(float(np.mean(np.square(errs)))) if errs else float("nan")
+
+
+def fit(cells: list[Cell], sim: Callable, overheads: Iterable[float] = OVERHEAD_GRID_S,
+        scales: Iterable[float] = SCALE_GRID, refine: bool = True, say: Callable[[str], None] = lambda m: None) -> tuple[Params, float, list]:
+    """Grid search over (flight_overhead_s, compute_scale), then a finer grid around the best point.
+    Ties (within 0.01 % RMS) go to the smaller departure from (0, 1). Returns (params, rms %, trace)."""
+    trace: list[tuple[Params, float]] = []
+
+    def best_of(points):
+        for p in points:
+            trace.append((p, objective(cells, sim, p)))
+        return min(trace, key=lambda t: (round(t[1], 2), abs(math.log(max(t[0].compute_scale, 1e-3))), t[0].flight_overhead_s))
+
+    points = [Params(float(o), float(s)) for s in scales for o in overheads]
+    best = best_of(points)
+    say(f"coarse grid: {len(points)} points, best {best[0].label()} (RMS p50 error {best[1]:.2f} %)")
+    if refine:
+        o0, s0 = best[0].flight_overhead_s, best[0].compute_scale
+        step_o = (sorted(set(overheads))[1] - sorted(set(overheads))[0]) if len(set(overheads)) > 1 else 5e-4
+        fine_o = [round(o0 + k * step_o / 5, 7) for k in range(-5, 6) if o0 + k * step_o / 5 >= 0]
+        fine_s = [s0] if len(set(scales)) == 1 else sorted({round(s0 * f, 4) for f in (0.75, 0.9, 1.0, 1.1, 1.25)})
+        best = best_of([Params(o, s) for s in fine_s for o in fine_o])
+        say(f"fine grid: best {best[0].label()} (RMS p50 error {best[1]:.2f} %)")
+    return best[0], best[1], trace
+
+
+# --------------------------------------------------------------------------- calibration file
+
+def _versions() -> dict:
+    out = {}
+    try:
+        from ttlbsim import __version__
+        out["ttlbsim"] = __version__
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        out["git_commit"] = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                                           text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):  # pragma: no cover
+        out["git_commit"] = None
+    return out
+
+
+def measured_compute_times(cells: list[Cell]) -> dict[str, float]:
+    """The per-operation times ('measured' mode) this host used, for every operation in the cells."""
+    from ttlbsim.compute import measure_operation
+    from ttlbsim.simulate import handshake_profile
+    ops = sorted({op for c in cells for f in handshake_profile(c.scenario).flights for op in f.ops})
+    return {op: measure_operation(op) for op in ops}
+
+
+def calibration_document(params: Params, cells: list[Cell], stats: dict, data_dir: Path, hz: int = 100) -> dict:
+    m = manifest(data_dir)
+    prov = next((c.summary.get("provenance") or {} for c in cells if c.summary.get("provenance")), {})
+    hashes = hashlib.sha256()
+    for c in sorted(cells, key=lambda c: c.name):
+        hashes.update((Path(data_dir) / f"{c.name}.jsonl").read_bytes())
+    return {
+        "schema": 1,
+        "profile": "uml-6.1",
+        "description": "Host parameters of the UML 6.1 guest (Debian user-mode-linux, CONFIG_HZ=100) that ttlbsim's "
+                       "emulator runs in, fitted against validation/data/" + Path(data_dir).name,
+        "parameters": {
+            "flight_overhead_s": round(params.flight_overhead_s, 7),
+            "compute_scale": round(params.compute_scale, 4),
+            "hz": hz,
+        },
+        "parameter_notes": {
+            "flight_overhead_s": "fitted: per-flight application/syscall latency, added before every flight a side writes "
+                                 "(ComputeConfig.flight_overhead_s)",
+            "compute_scale": "fitted: multiplies the crypto operation times measured on the calibration host "
+                             "(compute_times_s below; ComputeConfig.scale)",
+            "hz": "fixed, not fitted: the UML guest kernel's CONFIG_HZ (TCPConfig.hz)",
+        },
+        "compute_times_s": measured_compute_times(cells),
+        "fit": {
+            "method": "grid search (coarse 0.5 ms x {0.5,1,1.5,2,3}, then 0.1 ms x +/-25 %) minimising the RMS of "
+                      "p50 relative errors of TTFB and TTLB over the training cells",
+            "split_rule": "held back: lossless 10 KiB and 100 KiB cells, initcwnd-10 cells, lossy/jittery cells of "
+                          "non-classical pairs; the rest train",
+            "training_cells": sorted(c.name for c in cells if c.split == "train"),
+            "held_back_cells": sorted(c.name for c in cells if c.split == "held-back"),
+            **stats,
+        },
+        "provenance": {
+            "data_set": str(Path(data_dir).resolve().relative_to(REPO)) if str(Path(data_dir).resolve()).startswith(str(REPO)) else str(data_dir),
+            "data_sha256": hashes.hexdigest(),
+            "cells": len(cells),
+            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "command": "python -m validation.calibrate " + " ".join(sys.argv[1:]),
+            "emulator_backend": prov.get("backend"),
+            "kernel": prov.get("kernel"),
+            "openssl": prov.get("openssl"),
+            "cryptography": prov.get("cryptography"),
+            "campaign": m.get("campaign"),
+            **_versions(),
+        },
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+def _fmt_pct(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{x * 100:+.1f}"
+
+
+def _gate_line(rows: list[tuple[Cell, dict]], kind: str, split_name: str) -> str:
+    sel = [(c, r) for c, r in rows if c.kind == kind and c.split == split_name]
+    if not sel:
+        return f"| {kind} | {split_name} | 0 | – | – | – |"
+    passed = sum(1 for _, r in sel if r["gate"]["pass"])
+    p50 = [abs(r[m]["err_p50"]) for _, r in sel for m in METRICS]
+    p90 = [abs(r[m]["err_p90"]) for _, r in sel for m in METRICS]
+    rms = 100 * math.sqrt(float(np.mean(np.square(p50))))
+    return (f"| {kind} | {split_name} | {len(sel)} | {passed}/{len(sel)} | {rms:.2f} / {100 * max(p50):.2f} | "
+            f"{100 * max(p90):.2f} |")
+
+
+def _sort_key(c: Cell):
+    k = c.key
+    def size(x):
+        s = str(x)
+        return int(s[:-3]) * 1024 if s.endswith("KiB") else int(s or 0)
+    return (c.kind, str(k.get("bandwidth")), str(k.get("rtt")), str(k.get("loss")), str(k.get("jitter", "")),
+            int(k.get("initcwnd", 20)), size(k.get("data", 0)), str(k.get("pair")))
+
+
+def render_report(rows: list[tuple[Cell, dict]], baseline: list[tuple[Cell, dict]] | None, params: Params,
+                  doc: dict | None, data_dir: Path, figures: list[Path], report_path: Path) -> str:
+    rel = lambda p: Path(p).resolve().relative_to(report_path.resolve().parent).as_posix()  # noqa: E731
+    m = manifest(data_dir)
+    L = ["# Validation report: simulator vs emulation (UML 6.1)", "",
+         f"Regenerated by `python -m validation.calibrate` (or `ttlbsim calibrate`) on "
+         f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from `{_relrepo(data_dir)}` "
+         f"({len(rows)} cells). Do not edit by hand: the hand-written diagnosis of misses lives in "
+         f"`validation/diagnosis.md` and is included below.", ""]
+    prov = next((c.summary.get("provenance") or {} for c, _ in rows if c.summary.get("provenance")), {})
+    L += ["## Set-up", "",
+          f"- Emulation: {prov.get('backend')} backend, kernel {prov.get('kernel')}, {prov.get('openssl')} "
+          f"(cryptography {prov.get('cryptography')}); netem on both veth ends; real TLS 1.3 endpoints (pyOpenSSL). "
+          f"Campaign `{m.get('campaign')}` (validation/campaigns/{m.get('campaign')}.toml), manifest with host load per cell in "
+          f"`{_relrepo(Path(data_dir) / 'manifest.json')}`.",
+          "- Simulation: the scenario the emulator ran (OpenSSL client profile, one key share, HZ 100, the campaign's "
+          "certificates), `compute=\"measured\"`, seed 0; lossless cells are deterministic (one run), lossy/jittery "
+          "cells are simulated with max(1000, emulated connections) runs.",
+          f"- Calibrated host parameters (fitted on the training cells): **{params.label()}**; HZ 100 fixed. "
+          f"Written to `{_relrepo(DEFAULT_OUT) if doc else '(not written: --no-fit)'}`.",
+          "- Errors are simulator relative to emulation (`sim/emu - 1`, %); KS is the two-sample Kolmogorov-Smirnov "
+          "distance of the per-connection samples (for lossless cells the simulator is a point mass, so KS only "
+          "means something for lossy/jittery cells, where it is gated).",
+          "- Split (deterministic by cell key): **held back** = lossless 10 KiB and 100 KiB cells, every initcwnd-10 "
+          "cell, and lossy/jittery cells of the PQ pairs; **training** = the other cells (lossless 0/50/200 KiB at "
+          "initcwnd 20, lossy/jittery classical cells).", ""]
+    L += ["## Accuracy gates (issue 4)", "",
+          "Lossless: |p50 error| ≤ 2 % for TTFB and TTLB. Lossy or jittery: |p50| ≤ 10 %, |p90| ≤ 15 %, KS ≤ 0.15.", "",
+          "| kind | split | cells | pass | RMS / max abs p50 error % | max abs p90 error % |", "|---|---|---|---|---|---|"]
+    for kind in ("lossless", "lossy"):
+        for sp in ("train", "held-back"):
+            L.append(_gate_line(rows, kind, sp))
+    L.append("")
+    if baseline is not None:
+        L += ["Before calibration (flight_overhead 0, compute scale 1), for comparison:", "",
+              "| kind | split | cells | pass | RMS / max abs p50 error % | max abs p90 error % |", "|---|---|---|---|---|---|"]
+        for kind in ("lossless", "lossy"):
+            for sp in ("train", "held-back"):
+                L.append(_gate_line(baseline, kind, sp))
+        L.append("")
+    if doc:
+        f = doc["fit"]
+        L += [f"Fit: {f['method']}. RMS p50 error on the training cells {f['train_rms_p50_pct']:.2f} %, "
+              f"on the held-back cells {f['held_back_rms_p50_pct']:.2f} % "
+              f"(before calibration: {f['baseline_train_rms_p50_pct']:.2f} % / {f['baseline_held_back_rms_p50_pct']:.2f} %).", ""]
+    L += ["## Every cell", "",
+          "TTFB and TTLB in ms (emulation → simulation, p50), errors in % (p50 / p75 / p90), KS. "
+          "`pkts` = mean segments up/down, emulation vs simulation; `retx` = mean retransmissions (both sides).", "",
+          "| cell | split | n | TTFB p50 emu→sim | TTFB err p50/p75/p90 | KS | TTLB p50 emu→sim | TTLB err p50/p75/p90 | KS | pkts emu / sim | retx emu / sim | gate |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c, r in rows:
+        a, b, pk = r["ttfb_ms"], r["ttlb_ms"], r["packets"]
+        verdict = "pass" if r["gate"]["pass"] else "**miss**: " + "; ".join(r["gate"]["misses"])
+        L.append(f"| {c.name} | {c.split} | {len(c.emu['ttlb_ms'])} | {a['emu_p50']:.1f}→{a['sim_p50']:.1f} | "
+                 f"{_fmt_pct(a['err_p50'])} / {_fmt_pct(a['err_p75'])} / {_fmt_pct(a['err_p90'])} | {a['ks']:.2f} | "
+                 f"{b['emu_p50']:.1f}→{b['sim_p50']:.1f} | {_fmt_pct(b['err_p50'])} / {_fmt_pct(b['err_p75'])} / "
+                 f"{_fmt_pct(b['err_p90'])} | {b['ks']:.2f} | {pk['emu_up']:.0f}/{pk['emu_down']:.0f} / "
+                 f"{pk['sim_up']:.0f}/{pk['sim_down']:.0f} | {pk['emu_retx']:.1f} / {pk['sim_retx']:.1f} | {verdict} |")
+    L.append("")
+    misses = [(c, r) for c, r in rows if not r["gate"]["pass"]]
+    L += ["## Misses", ""]
+    if not misses:
+        L += ["None: every cell passes its gates.", ""]
+    else:
+        L += [f"{len(misses)} of {len(rows)} cells miss a gate "
+              f"({sum(1 for c, _ in misses if c.split == 'held-back')} held back, "
+              f"{sum(1 for c, _ in misses if c.split == 'train')} training):", ""]
+        for c, r in misses:
+            a, b = r["ttfb_ms"], r["ttlb_ms"]
+            L.append(f"- `{c.name}` ({c.split}): {'; '.join(r['gate']['misses'])}. TTFB p50 off by "
+                     f"{a['sim_p50'] - a['emu_p50']:+.1f} ms, TTLB p50 by {b['sim_p50'] - b['emu_p50']:+.1f} ms.")
+        L.append("")
+    if DIAGNOSIS.exists():
+        L += [DIAGNOSIS.read_text().strip(), ""]
+    if figures:
+        L += ["## Figures (CDF overlays)", "",
+              "Solid: emulation; dashed: simulation (calibrated). Blue TTFB, orange TTLB.", ""]
+        for f in figures:
+            L += [f"![{f.stem}]({rel(f)})", ""]
+    return "\n".join(L) + "\n"
+
+
+def _relrepo(p: Path) -> str:
+    p = Path(p).resolve()
+    try:
+        return p.relative_to(REPO).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def draw_figures(rows: list[tuple[Cell, dict]], sims: dict[str, dict], out_dir: Path) -> list[Path]:
+    """One PNG per group of cells sharing the link (bandwidth, RTT, loss, jitter, initcwnd): one panel per
+    (pair, data), emulated vs simulated CDFs of TTFB and TTLB."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    groups: dict[str, list] = {}
+    for c, r in rows:
+        k = c.key
+        g = "_".join(str(x) for x in (k.get("bandwidth"), k.get("rtt"), "loss" + str(k.get("loss", "0%")).rstrip("%"),
+                                      (f"jitter{k['jitter']}" if k.get("jitter") else ""), f"icw{k.get('initcwnd', 20)}") if x)
+        groups.setdefault(g, []).append(c)
+    files = []
+    for g, cs in sorted(groups.items()):
+        pairs = sorted({str(c.key.get("pair")) for c in cs})
+        datas = sorted({str(c.key.get("data")) for c in cs}, key=lambda s: int(s[:-3]) * 1024 if s.endswith("KiB") else int(s or 0))
+        fig, axes = plt.subplots(len(pairs), len(datas), figsize=(2.6 * len(datas) + 0.6, 2.2 * len(pairs) + 0.6),
+                                 squeeze=False)
+        for ax in axes.flat:
+            ax.set_visible(False)
+        for c in cs:
+            i, j = pairs.index(str(c.key.get("pair"))), datas.index(str(c.key.get("data")))
+            ax = axes[i][j]
+            ax.set_visible(True)
+            s = sims[c.name]
+            for m, color in (("ttfb_ms", "tab:blue"), ("ttlb_ms", "tab:orange")):
+                for vals, ls in ((c.emu[m], "-"), (s[m], "--")):
+                    v = np.sort(vals)
+                    ax.step(v, np.arange(1, len(v) + 1) / len(v), where="post", color=color, ls=ls, lw=1.2)
+            ax.set_title(f"{c.key.get('pair')} {c.key.get('data')} ({c.split})", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.set_xlabel("ms", fontsize=7)
+            ax.grid(alpha=0.3)
+        fig.suptitle(f"{g}: emulation (solid) vs simulation (dashed); TTFB blue, TTLB orange", fontsize=9)
+        fig.tight_layout()
+        path = out_dir / f"cdf_{g}.png"
+        fig.savefig(path, dpi=72)
+        plt.close(fig)
+        files.append(path)
+    return files
+
+
+# --------------------------------------------------------------------------- driver
+
+def _rms(rows: list[tuple[Cell, dict]], split_name: str) -> float:
+    errs = [r[m]["err_p50"] for c, r in rows if c.split == split_name for m in METRICS]
+    return 100 * math.sqrt(float(np.mean(np.square(errs)))) if errs else float("nan")
+
+
+def calibrate(data_dir: Path = DEFAULT_DATA, out: Path | None = DEFAULT_OUT, report: Path | None = DEFAULT_REPORT,
+              figures_dir: Path | None = DEFAULT_FIGURES, do_fit: bool = True, sim_runs: int = 1000, fit_runs: int = 200,
+              overheads: Iterable[float] = OVERHEAD_GRID_S, scales: Iterable[float] = SCALE_GRID,
+              params: Params | None = None, say: Callable[[str], None] = lambda m: None) -> dict:
+    """Load, fit (unless `do_fit` is False: use `params` or the existing calibration file), compare every
+    cell, write the calibration file and the report. Returns {'params', 'rows', 'doc'}."""
+    data_dir = Path(data_dir)
+    cells = sorted(load_cells(data_dir), key=_sort_key)
+    if not cells:
+        raise InvalidValue("--data", str(data_dir), "a directory holding emulated cells (<cell>.json + <cell>.jsonl)")
+    say(f"{len(cells)} cells from {data_dir} ({sum(c.split == 'train' for c in cells)} training)")
+    sim = Simulator(sim_runs, fit_runs)
+    train = [c for c in cells if c.split == "train"]
+    doc = None
+    if do_fit:
+        if not train:
+            raise InvalidValue("--data", str(data_dir), "a data set with training cells")
+        t0 = time.time()
+        params, train_rms, trace = fit(train, sim, overheads, scales, say=say)
+        say(f"fit took {time.time() - t0:.0f} s")
+    elif params is None:
+        params = load_params(out) if out is not None and Path(out).exists() else Params()
+    baseline_p = Params()
+    rows, base_rows, sims = [], [], {}
+    for c in cells:
+        s = sim(c, params)
+        sims[c.name] = s
+        rows.append((c, compare_cell(c, s)))
+        base_rows.append((c, compare_cell(c, sim(c, baseline_p))))
+    if do_fit:
+        stats = {"train_rms_p50_pct": round(_rms(rows, "train"), 3), "held_back_rms_p50_pct": round(_rms(rows, "held-back"), 3),
+                 "baseline_train_rms_p50_pct": round(_rms(base_rows, "train"), 3),
+                 "baseline_held_back_rms_p50_pct": round(_rms(base_rows, "held-back"), 3),
+                 "objective_at_fit_pct": round(train_rms, 3), "grid_points": len(trace)}
+        doc = calibration_document(params, cells, stats, data_dir)
+        if out is not None:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            Path(out).write_text(json.dumps(doc, indent=1) + "\n")
+            say(f"wrote {out}")
+    figs = draw_figures(rows, sims, Path(figures_dir)) if figures_dir is not None else []
+    if report is not None:
+        Path(report).write_text(render_report(rows, base_rows, params, doc, data_dir, figs, Path(report)))
+        say(f"wrote {report}")
+    return {"params": params, "rows": rows, "baseline": base_rows, "doc": doc}
+
+
+def load_params(path: str | Path) -> Params:
+    d = json.loads(Path(path).read_text())["parameters"]
+    return Params(float(d["flight_overhead_s"]), float(d["compute_scale"]))
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--data", default=str(DEFAULT_DATA), help="emulated data set (default validation/data/study)")
+    ap.add_argument("--out", default=str(DEFAULT_OUT), help="calibration file to write (default models/calibration/uml-6.1.json)")
+    ap.add_argument("--report", default=str(DEFAULT_REPORT), help="report to regenerate (default validation/REPORT.md)")
+    ap.add_argument("--figures", default=str(DEFAULT_FIGURES), help="directory for the CDF PNGs (default validation/figures)")
+    ap.add_argument("--no-fit", action="store_true", help="do not fit: compare with the existing calibration file")
+    ap.add_argument("--sim-runs", type=int, default=1000, help="simulated runs per lossy cell (default 1000)")
+    ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.sim_runs < 1:
+        raise InvalidValue("--sim-runs", args.sim_runs, "a whole number >= 1")
+    say = (lambda m: None) if args.quiet else (lambda m: (sys.stderr.write(f"calibrate: {m}\n"), sys.stderr.flush()))
+    res = calibrate(Path(args.data), Path(args.out), Path(args.report), Path(args.figures), do_fit=not args.no_fit,
+                    sim_runs=args.sim_runs, say=say)
+    rows = res["rows"]
+    print(f"calibrated: {res['params'].label()} (HZ 100 fixed)")
+    for sp in ("train", "held-back"):
+        for kind in ("lossless", "lossy"):
+            sel = [r for c, r in rows if c.split == sp and c.kind == kind]
+            if sel:
+                print(f"  {sp:9s} {kind:8s}: {sum(r['gate']['pass'] for r in sel)}/{len(sel)} cells pass the gates")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m validation.calibrate", description=__doc__.split("\n\n")[0])
+    add_arguments(ap)
+    args = ap.parse_args(argv)
+    try:
+        return run(args)
+    except InvalidValue as exc:
+        sys.stderr.write(f"calibrate: error: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
