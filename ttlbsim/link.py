@@ -203,7 +203,9 @@ class NetemPath:
             tts = now + delay
             if held and held[-1] > tts:
                 tts = held[-1]
-            tts += self._tx_time(payload + header)
+            frame = payload + header
+            tx = self._tx_cache.get(frame)
+            tts += tx if tx is not None else self._tx_time(frame)
             # 5. tfifo (FIFO here: tts >= T_last)
             if tts > now:
                 held.append(tts)

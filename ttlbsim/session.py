@@ -69,6 +69,8 @@ class Connection:
         self._received = {"client": 0, "server": 0}
         timers = KernelTimers(tcp.hz, timer_phase)
         self.link = link
+        self.bytes_up = 0    # frame bytes each way, as netem counts them (lost ones included)
+        self.bytes_down = 0
         self.client = Endpoint(name="client", tcp=tcp, mss=mss, timers=timers, emit=self._carry_up,
                                on_established=lambda now: self._succeed(self.client_established),
                                on_receive=self._client_received)
@@ -87,6 +89,7 @@ class Connection:
     # would keep a DROPPED segment unsent and enter CWR; with the default limit of 1000 packets
     # these flows never reach it, so both count as a loss on the wire.
     def _carry_up(self, seg) -> None:
+        self.bytes_up += seg.frame_bytes
         env = self.env
         now = env.now
         release = self.link.up.send(now, seg.frame_bytes, 0)
@@ -94,6 +97,7 @@ class Connection:
             env.timeout(release - now if release > now else 0.0, seg).callbacks.append(self._deliver_server)
 
     def _carry_down(self, seg) -> None:
+        self.bytes_down += seg.frame_bytes
         env = self.env
         now = env.now
         release = self.link.down.send(now, seg.frame_bytes, 0)
@@ -261,5 +265,5 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
         ttfb=times["ttfb"], ttlb=times["ttlb"],
         retransmits=c.sender.retransmits + s.sender.retransmits + c.syn_retrans + s.syn_retrans,
         rtos=c.sender.rto_count + s.sender.rto_count, tlps=c.sender.tlp_count + s.sender.tlp_count,
-        packets_up=c.segments_out, packets_down=s.segments_out, bytes_up=c.bytes_out, bytes_down=s.bytes_out,
+        packets_up=link.up.sent, packets_down=link.down.sent, bytes_up=conn.bytes_up, bytes_down=conn.bytes_down,
     )

@@ -34,11 +34,11 @@ def _ts(now: float) -> float:
 
 
 class Endpoint:
-    """A TCP endpoint. `emit(seg)` puts a segment on this side's netem; `on_established(now)` and
+    """A TCP endpoint. `emit(seg)` puts a segment on this side's netem (the driver counts them); `on_established(now)` and
     `on_receive(now, total_bytes)` tell the application about progress."""
 
-    __slots__ = ("_emit_raw", "_on_established", "_on_receive", "bytes_out", "cc", "mss", "name",
-                 "peer_ts", "receiver", "rtt", "segments_out", "sender", "state", "syn_retrans",
+    __slots__ = ("_emit", "_on_established", "_on_receive", "cc", "mss", "name",
+                 "peer_ts", "receiver", "rtt", "sender", "state", "syn_retrans",
                  "syn_sent_at", "syn_timeout", "syn_timer", "syn_ts", "tcp", "timers", "wake_at")
 
     def __init__(self, *, name: str, tcp, mss: int, timers: KernelTimers, emit: Callable[[Segment], None],
@@ -47,7 +47,7 @@ class Endpoint:
         self.tcp = tcp
         self.mss = mss
         self.timers = timers
-        self._emit_raw = emit
+        self._emit = emit
         self._on_established = on_established
         self._on_receive = on_receive
         self.state = CLOSED
@@ -63,16 +63,9 @@ class Endpoint:
         self.syn_retrans = 0
         self.syn_ts = 0.0
         self.peer_ts = 0.0
-        self.segments_out = 0
-        self.bytes_out = 0
         self.wake_at: float | None = None  # the driver's scheduled wake-up (session.Connection)
 
     # -- emission -----------------------------------------------------------------------------
-    def _emit(self, seg: Segment) -> None:
-        self.segments_out += 1
-        self.bytes_out += seg.frame_bytes
-        self._emit_raw(seg)
-
     def _ack_fields(self) -> tuple:
         """(ack, window, SACK blocks, DSACK?) for the next segment; clears the pending ACK
         (`tcp_event_ack_sent`). Per-packet hot path: the receiver's common case is inlined."""
