@@ -67,7 +67,7 @@ class Sender:
                  "high_seq", "highest_sacked_end", "is_cwnd_limited_flag", "lost_out", "lsndtime",
                  "max_packets_out", "mss", "nodelay", "packets_out", "prior_cwnd", "prr_delivered",
                  "prr_out", "queue", "rack_advanced", "rack_end_seq", "rack_mstamp", "rack_rtt",
-                 "reord_seen", "reordering", "retrans_out", "sack_cache", "retransmits", "rto_count", "rto_s",
+                 "reord_seen", "reo_armed", "reordering", "retrans_out", "sack_cache", "retransmits", "rto_count", "rto_s",
                  "rtt", "rtx_hint", "sacked_out", "segments_sent", "send_idx", "snd_nxt",
                  "snd_sml", "snd_una", "snd_wnd", "state", "timers", "tlp_count", "tlp_high_seq",
                  "tlp_retrans", "una_idx", "write_seq", "xmit_kind", "xmit_timer")
@@ -87,6 +87,7 @@ class Sender:
         self.una_idx = 0             # index of the first unacknowledged skb
         self.rtx_hint = 0            # no lost, unretransmitted skb below this index
         self.sack_cache: dict[int, int] = {}  # SACK blocks of the last ACK: start -> end
+        self.reo_armed = False       # this ACK armed the RACK reorder timer
         self.send_idx = 0            # index of the first never-sent skb
         self.snd_una = 0
         self.snd_nxt = 0
@@ -416,8 +417,10 @@ class Sender:
                 self._mark_lost(skb, i)
             else:
                 timeout = max(timeout, remaining)
-        if timeout > 0 and self.xmit_kind != "reo":
+        if timeout > 0:
+            # tcp_rack_mark_lost → reorder timer (re)armed; the ACK then does not re-arm RTO/TLP
             self._arm("reo", now, timeout + K_RACK_REO_TIMEOUT_EXTRA)
+            self.reo_armed = True
 
     def _rack_advance(self, skb: Skb, now: float) -> None:
         """`tcp_rack_advance`: remember the most recently sent delivered segment."""
@@ -483,13 +486,16 @@ class Sender:
         q = self.queue
         delivered = 0
         self.rack_advanced = False
+        self.reo_armed = False
         sack_rtt_first = sack_rtt_last = -1.0
         reordered = False
+        rack_advance = self._rack_advance
         # 1. SACK scoreboard
         if seg.sack:
             blocks = seg.sack[1:] if seg.dsack else seg.sack
             cache = self.sack_cache
             new_cache = {}
+            send_idx = self.send_idx
             for start, end in blocks:
                 new_cache[start] = end
                 if end <= ack:
@@ -499,7 +505,7 @@ class Sender:
                 lo = cache.get(start, start)
                 if lo >= end:
                     continue
-                for i in range(bisect_left(q, lo, self.una_idx, self.send_idx, key=_seq_of), self.send_idx):
+                for i in range(bisect_left(q, lo, self.una_idx, send_idx, key=_seq_of), send_idx):
                     skb = q[i]
                     if skb.seq >= end:
                         break
@@ -518,42 +524,49 @@ class Sender:
                         t = skb.xmit_time
                         if sack_rtt_first < 0 or t < sack_rtt_first:
                             sack_rtt_first = t
-                        sack_rtt_last = max(sack_rtt_last, t)
+                        if t > sack_rtt_last:
+                            sack_rtt_last = t
                         if skb.end < self.highest_sacked_end:
                             reordered = True
                     if skb.end > self.highest_sacked_end:
                         self.highest_sacked_end = skb.end
-                    self._rack_advance(skb, now)
+                    rack_advance(skb, now)
             self.sack_cache = new_cache
         # 2. cumulative ACK
         first_ackt = last_ackt = -1.0
         retrans_acked = False
         una_advanced = ack > prior_una
-        newly_acked = 0
         if una_advanced:
             i = self.una_idx
-            while i < self.send_idx and q[i].end <= ack:
+            send_idx = self.send_idx
+            highest_sacked = self.highest_sacked_end
+            acked_sacked = acked_lost = acked_retrans = 0
+            while i < send_idx:
                 skb = q[i]
+                if skb.end > ack:
+                    break
                 if skb.sacked:
-                    self.sacked_out -= 1
+                    acked_sacked += 1
                 else:
                     delivered += 1
-                    newly_acked += 1
                     if skb.lost:
-                        self.lost_out -= 1
+                        acked_lost += 1
                     if skb.retrans:
-                        self.retrans_out -= 1
+                        acked_retrans += 1
                     if skb.tx > 1:
                         retrans_acked = True  # FLAG_RETRANS_DATA_ACKED: Karn, no seq RTT
                     else:
                         if first_ackt < 0:
                             first_ackt = skb.xmit_time
                         last_ackt = skb.xmit_time
-                        if skb.end < self.highest_sacked_end and skb.tx == 1 and not skb.lost:
+                        if skb.end < highest_sacked and not skb.lost:
                             reordered = True  # delivered in order behind a later SACKed one
-                    self._rack_advance(skb, now)
-                self.packets_out -= 1
+                    rack_advance(skb, now)
                 i += 1
+            self.packets_out -= i - self.una_idx
+            self.sacked_out -= acked_sacked
+            self.lost_out -= acked_lost
+            self.retrans_out -= acked_retrans
             self.una_idx = i
             self.snd_una = ack
             if i > 256 and i > len(q) // 2:
@@ -606,9 +619,8 @@ class Sender:
             if self.packets_out == 0:
                 self.xmit_timer = None
                 self.xmit_kind = ""
-            elif not self._schedule_loss_probe(now):
-                if self.xmit_kind != "reo":
-                    self._rearm_rto(now)
+            elif not self.reo_armed and not self._schedule_loss_probe(now):
+                self._rearm_rto(now)
         elif self.xmit_timer is None and self.packets_out:
             self._rearm_rto(now)
         # 6. cwnd (`tcp_cong_control`): PRR while reducing, else slow start / avoidance
