@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -36,17 +37,18 @@ def bench(options: dict, runs: int) -> dict:
         from ttlbsim.compute import ComputeModel
         from ttlbsim.session import run_connection
         import numpy as np
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         total = 0.0
         for i in range(runs):
             total += run_connection(s, profile, ComputeModel(s.compute), np.random.SeedSequence(0, spawn_key=(i,))).ttlb
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     else:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         r = simulate(s, runs=runs, seed=1, profile=profile)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         total = float(r.ttlb_ms.sum()) / 1e3
-    return {"runs": runs, "wall_s": wall, "conn_per_s": runs / wall, "sim_s_per_wall_s": total / wall}
+    return {"runs": runs, "wall_s": wall, "cpu_s": cpu, "conn_per_s": runs / wall, "sim_s_per_wall_s": total / wall,
+            "conn_per_cpu_s": runs / cpu, "sim_s_per_cpu_s": total / cpu}
 
 
 def memory_growth(runs: int) -> dict:
@@ -77,10 +79,12 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps({"cases": rows, "memory": mem}, indent=1))
         return 0
-    print(f"{'case':28}{'conn/s':>10}{'sim s/s':>10}  target")
+    print(f"load average before: {os.getloadavg()[0]:.2f} (other work on the machine slows the wall-clock rates)")
+    print(f"{'case':28}{'conn/s':>10}{'sim s/s':>10}{'conn/cpu-s':>12}{'sim s/cpu-s':>12}  target (wall)")
     for r in rows:
         t = f"{r.get('target', '')} (x{r['ratio_to_target']:.2f})" if "target" in r else ""
-        print(f"{r['case']:28}{r['conn_per_s']:10.0f}{r['sim_s_per_wall_s']:10.0f}  {t}")
+        print(f"{r['case']:28}{r['conn_per_s']:10.0f}{r['sim_s_per_wall_s']:10.0f}"
+              f"{r['conn_per_cpu_s']:12.0f}{r['sim_s_per_cpu_s']:12.0f}  {t}")
     print(f"peak RSS growth from {mem['runs']} to {4 * mem['runs']} runs: {mem['growth_kib']} KiB")
     return 0
 
