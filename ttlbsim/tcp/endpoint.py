@@ -117,6 +117,8 @@ class Endpoint:
         self.syn_timer = None
         if rtt_sample is not None and rtt_sample > 0:
             self.rtt.on_sample(rtt_sample, snd_una=0, snd_nxt=0)
+        else:
+            self.rtt.set_fallback()  # no handshake RTT: TCP_TIMEOUT_FALLBACK (tcp_init_metrics)
         self.sender.rto_s = self.rtt.rto_s
         self.cc.on_init(now=now, snd_nxt=self.sender.snd_nxt)
         if self.syn_retrans > 1:
@@ -135,16 +137,29 @@ class Endpoint:
             self._establish(now, sample)
         elif self.state != ESTABLISHED:
             return
+        # Linux's order (tcp_rcv_established): tcp_ack, tcp_data_queue, tcp_data_snd_check (new
+        # data, which carries the ACK), then tcp_ack_snd_check (a pure ACK if one is still due)
         sender = self.sender
         if seg.ack <= sender.snd_una and not seg.sack and sender.packets_out == 0:
             sender.snd_wnd = seg.wnd  # nothing outstanding: only a window update (fast path)
         else:
             sender.on_ack(now, seg)
         if seg.end > seg.seq:
-            self._on_data(now, seg)
+            r = self.receiver
+            before = r.rcv_nxt
+            immediate = r.on_data(now, seg.seq, seg.end, seg.tsval, seg.tsecr, sender.rto_s)
+            if sender.send_idx < len(sender.queue) or sender.lost_out:
+                sender.push(now)
+            if r.ack_pending:
+                self._ack_check(now, immediate)
+            if r.rcv_nxt > before:
+                self._on_receive(now, r.rcv_nxt)
+        elif sender.send_idx < len(sender.queue) or sender.lost_out:
+            sender.push(now)
 
     def _on_syn(self, now: float, seg: Segment) -> None:
         self.peer_ts = seg.tsval
+        self.receiver.ts_recent = seg.tsval  # tcp_store_ts_recent: echoed by our next segments
         if self.name == "server":
             if self.state == CLOSED:
                 self.state = SYN_RECV
@@ -165,22 +180,18 @@ class Endpoint:
         elif self.state == ESTABLISHED:
             self.send_ack(now)  # our ACK was lost: the server retransmitted its SYN-ACK
 
-    def _on_data(self, now: float, seg: Segment) -> None:
+    def _ack_check(self, now: float, immediate: bool) -> None:
+        """`__tcp_ack_snd_check` / `tcp_send_delayed_ack`: ACK now, or arm the delayed-ACK
+        timer (never later than an armed one; at once if that one is within ato/4)."""
         r = self.receiver
-        before = r.rcv_nxt
-        immediate = r.on_data(now, seg.seq, seg.end, seg.tsval, seg.tsecr, self.sender.rto_s)
         if immediate:
             self.send_ack(now)
-        elif r.ack_pending:
-            delay = r.delack_timeout(self.rtt.srtt_s)
-            deadline = self.timers.expiry(now, delay)
-            if r.delack_deadline is None:
-                r.delack_deadline = deadline
-            elif r.delack_deadline - now <= r.ato / 4:
-                self.send_ack(now)
-            # an armed timer is never pushed later
-        if r.rcv_nxt > before:
-            self._on_receive(now, r.rcv_nxt)
+            return
+        delay = r.delack_timeout(self.rtt.srtt_s)
+        if r.delack_deadline is None:
+            r.delack_deadline = self.timers.expiry(now, delay)
+        elif r.delack_deadline - now <= delay / 4:
+            self.send_ack(now)
 
     # -- application ----------------------------------------------------------------------------
     def write(self, now: float, nbytes: int) -> None:
@@ -200,7 +211,7 @@ class Endpoint:
     def on_timer(self, now: float) -> None:
         if self.syn_timer is not None and now >= self.syn_timer:
             self.syn_retrans += 1
-            self.syn_timeout *= 2
+            self.syn_timeout = min(self.syn_timeout * 2, 120.0)  # backoff capped at TCP_RTO_MAX
             self._send_syn(now)
             self.syn_timer = self.timers.expiry(now, self.syn_timeout)
         r = self.receiver

@@ -91,18 +91,42 @@ class Receiver:
     # -- data arrival -------------------------------------------------------------------------
     def on_data(self, now: float, seq: int, end: int, tsval: float, tsecr: float, rto: float) -> bool:
         """A data segment arrived. Returns True when an ACK must be sent at once; otherwise the
-        caller arms the delayed-ACK timer (see :meth:`delack_timeout`) if `ack_pending`."""
+        caller arms the delayed-ACK timer (see :meth:`delack_timeout`) if `ack_pending`.
+
+        As `tcp_data_queue`: a duplicate below rcv_nxt is DSACKed and puts the socket in quick-ACK
+        mode (`tcp_enter_quickack_mode`); an out-of-order segment (or one already held) is ACKed
+        at once with SACK/DSACK blocks; only in-order data feeds `tcp_event_data_recv` (rcv_mss,
+        ato, quick-ACK credits, pingpong timing)."""
         length = end - seq
-        # rcv_mss estimate (tcp_measure_rcv_mss)
-        if length >= self.rcv_mss:
+        self.ack_pending = True
+        if tsecr > 0.0 and length >= self.rcv_mss:
+            sample = now - tsecr  # tcp_rcv_rtt_measure_ts: receiver RTT, EWMA 1/8
+            if sample > 0:
+                self.rcv_rtt = sample if self.rcv_rtt is None else 0.875 * self.rcv_rtt + 0.125 * sample
+        if seq <= self.rcv_wup and tsval > 0.0:
+            # tcp_replace_ts_recent(): echo the newest segment at or left of the last ACK's edge
+            # (a retransmission or duplicate included), so timestamp RTT samples stay honest
+            self.ts_recent = tsval
+        if end <= self.rcv_nxt:
+            # a retransmission of data we have: DSACK, immediate ACK, quick-ACK mode
+            self.dsack = (seq, end)
+            self.duplicates += 1
+            self.pingpong = False
+            self.ato = K_TCP_ATO_MIN
+            self._incr_quickack()
+            return True
+        if seq > self.rcv_nxt:
+            if self.ooo and self._already_sacked(seq, end):
+                self.dsack = (seq, end)
+                self.duplicates += 1
+            else:
+                self._add_ooo(seq, end)
+            return True
+        # in order (possibly overlapping the left edge): tcp_event_data_recv
+        if length >= self.rcv_mss:  # tcp_measure_rcv_mss
             self.rcv_mss = length if length < self.advmss else self.advmss
         else:
             self.pushed += 1
-        if tsecr > 0.0:
-            sample = now - tsecr
-            if sample > 0:
-                self.rcv_rtt = sample if self.rcv_rtt is None else min(self.rcv_rtt, sample) if sample < self.rcv_rtt else 0.875 * self.rcv_rtt + 0.125 * sample
-        # tcp_event_data_recv: quick-ACK credits and ato
         if self.ato == 0.0:
             self._incr_quickack()
             self.ato = K_TCP_ATO_MIN
@@ -115,27 +139,10 @@ class Receiver:
             elif gap > rto:
                 self._incr_quickack()
         self.lrcvtime = now
-        self.ack_pending = True
         immediate = False
-        if seq <= self.rcv_wup and tsval > 0.0:
-            # tcp_replace_ts_recent(): echo the newest segment at or left of the last ACK's edge
-            # (a retransmission or duplicate included), so timestamp RTT samples stay honest
-            self.ts_recent = tsval
-        if end <= self.rcv_nxt or (self.ooo and self._already_sacked(seq, end)):
-            # duplicate: DSACK it and ACK at once (tcp_send_dupack); leaves pingpong? no: keeps.
-            self.dsack = (seq, end)
-            self.duplicates += 1
-            self.pingpong = False
-            self._incr_quickack()
-            return True
-        if seq > self.rcv_nxt:
-            self._add_ooo(seq, end)
-            return True
-        # in order (possibly overlapping the left edge)
-        had_ooo = bool(self.ooo)
         if end > self.rcv_nxt:
             self.rcv_nxt = end
-        if had_ooo:
+        if self.ooo:
             while self.ooo and self.ooo[0][0] <= self.rcv_nxt:
                 self.rcv_nxt = max(self.rcv_nxt, self.ooo.pop(0)[1])
             immediate = True  # hole filled: ACK at once
@@ -224,7 +231,7 @@ class Receiver:
             if srtt:
                 max_ato = min(max_ato, max(srtt, K_TCP_ATO_MIN))
             ato = min(ato, max_ato)
-        return ato
+        return min(ato, K_TCP_DELACK_MAX)  # icsk_delack_max
 
     def on_delack_timer(self, rto: float) -> bool:
         """The delayed-ACK timer fired (`tcp_delack_timer_handler`); True if an ACK is due."""

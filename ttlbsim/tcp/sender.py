@@ -208,6 +208,9 @@ class Sender:
                     self.retrans_out += 1
                     self.retransmits += 1
                     self._transmit(now, skb, True)
+                    if i == self.una_idx and self.xmit_kind != "reo":
+                        # the head went out again: a full RTO from now (tcp_xmit_retransmit_queue)
+                        self._arm("rto", now, self.rto_s)
                 i += 1
             self.rtx_hint = i
         # tcp_write_xmit
@@ -270,12 +273,11 @@ class Sender:
             rto = max(delta, 1e-6)
         self._arm("rto", now, rto)
 
-    def _schedule_loss_probe(self, now: float) -> bool:
-        """`tcp_schedule_loss_probe` (tcp_early_retrans = 3)."""
-        if self.tlp_high_seq or self.state != OPEN or self.packets_out == 0:
-            return False
-        if (self.cc.cwnd > self.packets_out - self.sacked_out - self.lost_out + self.retrans_out
-                and self.send_idx < len(self.queue)):
+    def _schedule_loss_probe(self, now: float, advancing_rto: bool = False) -> bool:
+        """`tcp_schedule_loss_probe` (tcp_early_retrans = 3): in Open or CWR with data out, a
+        probe after 2·srtt (+200 ms with one segment out, else +2 jiffies), never later than the
+        RTO — a full RTO from now when called for an ACK (`advancing_rto`), else the head's."""
+        if self.packets_out == 0 or (self.state != OPEN and self.state != CWR):
             return False
         srtt = self.rtt.srtt_s
         jiffy = 1.0 / self.timers.hz
@@ -283,11 +285,10 @@ class Sender:
             timeout = 2 * srtt + (self.rtt.rto_min_us * 1e-6 if self.packets_out == 1 else K_TLP_MIN_TIMEOUT_JIFFIES * jiffy)
         else:
             timeout = self.rtt.rto_s
-        if self.xmit_timer is not None and self.xmit_kind == "rto":
-            rto_delta = self.xmit_timer - now
+        if advancing_rto:
+            rto_delta = self.rto_s
         else:
-            head = self.queue[self.una_idx]
-            rto_delta = head.xmit_time + self.rto_s - now
+            rto_delta = self.queue[self.una_idx].xmit_time + self.rto_s - now  # tcp_rto_delta_us
         if rto_delta > 0:
             if rto_delta < timeout:
                 timeout = rto_delta
@@ -340,7 +341,11 @@ class Sender:
         self.push(now)
 
     def _on_tlp(self, now: float) -> None:
-        """`tcp_send_loss_probe`: one new segment if the window allows, else the last one again."""
+        """`tcp_send_loss_probe`: one new segment if the window allows, else the last one again
+        (as `__tcp_retransmit_skb`: not counted in retrans_out); at most one probe outstanding."""
+        if self.tlp_high_seq:
+            self._rearm_rto(now)
+            return
         self.tlp_count += 1
         q = self.queue
         if self.send_idx < len(q) and q[self.send_idx].end <= self.snd_una + self.snd_wnd:
@@ -356,9 +361,6 @@ class Sender:
                 self._rearm_rto(now)
                 return
             self.retransmits += 1
-            if not skb.retrans:
-                skb.retrans = True
-                self.retrans_out += 1
             self._transmit(now, skb, True)
             self.tlp_retrans = True
         self.tlp_high_seq = self.snd_nxt
@@ -368,9 +370,9 @@ class Sender:
         """`tcp_rack_reo_timeout`: re-run RACK; start recovery if it marked anything lost."""
         lost_before = self.lost_out
         self._rack_detect_loss(now)
-        if self.lost_out > lost_before and self.state in (OPEN, DISORDER):
+        if self.lost_out > lost_before and self.state != RECOVERY:
             self._enter_recovery(now)
-            self._prr(now, 0, 0, False)
+            self._prr(now, 1, 0, False)
         self.push(now)
         if self.xmit_timer is None:
             self._rearm_rto(now)
@@ -436,24 +438,28 @@ class Sender:
     # -- recovery -------------------------------------------------------------------------------
     def _enter_recovery(self, now: float) -> None:
         """`tcp_enter_recovery` + `tcp_init_cwnd_reduction`."""
-        cc = self.cc
-        self.prior_cwnd = cc.cwnd
-        cc.ssthresh = cc.ssthresh_after_loss(now=now)
-        self.prr_delivered = 0
-        self.prr_out = 0
-        self.high_seq = self.snd_nxt
+        self._init_cwnd_reduction(now)
         self.state = RECOVERY
 
-    def _enter_cwr(self, now: float) -> None:
-        if self.state >= CWR:
-            return
+    def _init_cwnd_reduction(self, now: float) -> None:
+        """`tcp_init_cwnd_reduction`."""
         cc = self.cc
+        self.high_seq = self.snd_nxt
+        self.tlp_high_seq = 0
+        cc.snd_cwnd_cnt = 0
         self.prior_cwnd = cc.cwnd
-        cc.ssthresh = cc.ssthresh_after_loss(now=now)
         self.prr_delivered = 0
         self.prr_out = 0
-        self.high_seq = self.snd_nxt
-        self.state = CWR
+        cc.ssthresh = cc.ssthresh_after_loss(now=now)
+
+    def _tlp_repaired_loss(self, now: float) -> None:
+        """`tcp_process_tlp_ack`, ACK beyond the probe: the probe repaired a loss, so cwnd is
+        reduced once (CWR entered and ended at once: cwnd = ssthresh) and the state kept open."""
+        self._init_cwnd_reduction(now)
+        cc = self.cc
+        if cc.ssthresh < 0x7FFFFFFF:
+            cc.cwnd = cc.ssthresh
+        self.state = DISORDER if (self.sacked_out or self.lost_out or self.retrans_out) else OPEN
 
     def _prr(self, now: float, delivered: int, newly_lost: int, una_advanced: bool) -> None:
         """`tcp_cwnd_reduction`: Proportional Rate Reduction (RFC 6937)."""
@@ -595,9 +601,12 @@ class Sender:
             self.backoff = 0
         # TLP outcome (tcp_process_tlp_ack)
         if self.tlp_high_seq and ack >= self.tlp_high_seq:
-            if self.tlp_retrans and not seg.dsack and ack > self.tlp_high_seq:
-                self._enter_cwr(now)
-            self.tlp_high_seq = 0
+            if not self.tlp_retrans or seg.dsack:
+                self.tlp_high_seq = 0     # new data probed, or original and probe both arrived
+            elif ack > self.tlp_high_seq:
+                self._tlp_repaired_loss(now)
+            elif not una_advanced and not seg.sack and seg.end == seg.seq:
+                self.tlp_high_seq = 0     # pure dupACK: no loss
         # congestion control sees the ACK (pkts_acked: HyStart)
         may_raise = una_advanced
         # 4. loss detection and state machine
@@ -619,7 +628,7 @@ class Sender:
             if self.packets_out == 0:
                 self.xmit_timer = None
                 self.xmit_kind = ""
-            elif not self.reo_armed and not self._schedule_loss_probe(now):
+            elif not self.reo_armed and not self._schedule_loss_probe(now, advancing_rto=True):
                 self._rearm_rto(now)
         elif self.xmit_timer is None and self.packets_out:
             self._rearm_rto(now)
@@ -631,5 +640,4 @@ class Sender:
                       may_raise=may_raise and not in_reduction and delivered > 0)
         if in_reduction and (delivered > 0 or self.prr_out == 0):
             self._prr(now, delivered, newly_lost, una_advanced)
-        # 7. transmit (tcp_data_snd_check after tcp_ack)
-        self.push(now)
+        # 7. transmission is the caller's next step (Endpoint.on_segment: tcp_data_snd_check)
