@@ -85,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     except TTLBSimError as exc:
         sys.stderr.write(f"ttlbsim {args.command}: error: {exc}\n")
         return 2
+    except OSError as exc:  # an output path that cannot be written, a missing input file, ...
+        where = f" {exc.filename!r}" if getattr(exc, "filename", None) else ""
+        sys.stderr.write(f"ttlbsim {args.command}: error: cannot use{where}: {exc.strerror or exc}\n")
+        return 2
     except KeyboardInterrupt:
         sys.stderr.write("ttlbsim: interrupted\n")
         return 130

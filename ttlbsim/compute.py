@@ -9,6 +9,7 @@ times and taking the median; results are cached in-process and in
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -63,6 +64,16 @@ def measure_operation(op: str, repeat: int = 7) -> float:
     _MEASURED[op] = statistics.median(samples)
     _save_disk()
     return _MEASURED[op]
+
+
+def resolve(config: ComputeConfig, ops) -> ComputeConfig:
+    """The same config with "measured" made explicit: each of `ops` measured here, once. Done in
+    the parent before runs are spread over processes or machines, so every worker uses the
+    same numbers (scale and flight overhead kept)."""
+    if config.mode != "measured":
+        return config
+    times = {op: float(measure_operation(op)) for op in ops}
+    return dataclasses.replace(config, mode="explicit", times_s=times)
 
 
 class ComputeModel:

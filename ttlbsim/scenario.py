@@ -23,6 +23,8 @@ CLIENT_PROFILES = ("openssl", "browser")
 COMPRESSIONS = ("zlib", "brotli", "zstd")
 JITTER_DISTRIBUTIONS = ("uniform", "normal", "pareto", "paretonormal")
 CONGESTION_CONTROLS = ("cubic", "reno")
+#: the CONFIG_HZ values Linux offers (kernel/Kconfig.hz)
+K_KERNEL_HZ = (100, 250, 300, 1000)
 
 
 def _choice(field_name: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -36,6 +38,12 @@ def _int_at_least(field_name: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < low:
         raise InvalidValue(field_name, value, f"a whole number >= {low}")
     return int(value)
+
+
+def _bool(field_name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidValue(field_name, value, "true or false")
+    return value
 
 
 def _set(obj: Any, name: str, value: Any) -> None:
@@ -79,6 +87,8 @@ class TLSConfig:
         if self.compress is not None:
             _set(self, "compress", _choice("compress", self.compress, COMPRESSIONS))
         _set(self, "tickets", _int_at_least("tickets", self.tickets, 0))
+        for name in ("mtls", "hrr", "resume"):
+            _bool(name, getattr(self, name))
         if self.key_shares is not None:
             _set(self, "key_shares", _int_at_least("key_shares", self.key_shares, 1))
         if self.chain_bytes is not None:
@@ -141,7 +151,10 @@ class TCPConfig:
     def __post_init__(self) -> None:
         _set(self, "initcwnd", _int_at_least("initcwnd", self.initcwnd, 1))
         _set(self, "cc", _choice("cc", self.cc, CONGESTION_CONTROLS))
-        _set(self, "hz", _int_at_least("hz", self.hz, 100))
+        if self.hz not in K_KERNEL_HZ:
+            raise InvalidValue("hz", self.hz, "a kernel CONFIG_HZ: " + ", ".join(map(str, K_KERNEL_HZ)))
+        for name in ("hystart", "nodelay", "timestamps"):
+            _bool(name, getattr(self, name))
         for name in ("min_rto_s", "initial_rto_s"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v > 0):
@@ -228,7 +241,8 @@ class Scenario:
             if key == "rtt":
                 net["rtt_s"] = parse_duration(value, "rtt")
             elif key == "bandwidth":
-                net["bandwidth_bps"] = None if value in (None, "none", "unlimited", "0") else parse_rate(value, "bandwidth")
+                unlimited = value is None or (isinstance(value, str) and value.lower() in ("none", "unlimited"))
+                net["bandwidth_bps"] = None if unlimited else parse_rate(value, "bandwidth")
             elif key == "loss":
                 net["loss"] = parse_fraction(value, "loss")
             elif key == "jitter":
@@ -246,7 +260,10 @@ class Scenario:
             elif key == "compute":
                 comp["mode"] = value
             elif key == "compute_scale":
-                comp["scale"] = float(value)
+                try:
+                    comp["scale"] = float(value)
+                except (TypeError, ValueError):
+                    raise InvalidValue("compute_scale", value, "a number >= 0") from None
             elif key == "flight_overhead":
                 comp["flight_overhead_s"] = parse_duration(value, "flight_overhead")
             elif key in cls._TLS:
@@ -273,15 +290,16 @@ class Scenario:
         """Flat options that :meth:`build` turns back into this scenario (canonical units)."""
         opts: dict[str, Any] = dataclasses.asdict(self.tls)
         opts.update(dataclasses.asdict(self.tcp))
+        # exact values (repr round-trips a float), so build(**to_options()) == self
         for k in ("min_rto_s", "initial_rto_s"):
-            opts[k[:-2]] = f"{opts.pop(k) * 1e3:g}ms"
+            opts[k[:-2]] = f"{opts.pop(k)!r}s"
         n = self.network
-        opts.update(rtt=f"{n.rtt_s * 1e3:g}ms", bandwidth=None if n.bandwidth_bps is None else f"{n.bandwidth_bps:g}bit",
-                    loss=f"{n.loss:g}", jitter=f"{n.jitter_s * 1e3:g}ms", jitter_dist=n.jitter_dist,
+        opts.update(rtt=f"{n.rtt_s!r}s", bandwidth=None if n.bandwidth_bps is None else f"{n.bandwidth_bps!r}bit",
+                    loss=repr(n.loss), jitter=f"{n.jitter_s!r}s", jitter_dist=n.jitter_dist,
                     limit=n.limit, mtu=n.mtu, data=str(self.workload.data_bytes),
                     request=str(self.workload.request_bytes), compute=self.compute.mode,
                     compute_scale=self.compute.scale,
-                    flight_overhead=f"{self.compute.flight_overhead_s * 1e3:g}ms")
+                    flight_overhead=f"{self.compute.flight_overhead_s!r}s")
         return opts
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ phase; it is simulated once (with run 0's phase) and the result repeated.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Iterable, Sequence
@@ -15,7 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import __version__
-from .compute import ComputeModel
+from .compute import ComputeModel, resolve
 from .errors import InvalidValue
 from .handshake.profile import HandshakeProfile
 from .result import Comparison, Result
@@ -63,9 +64,12 @@ def simulate(scenario: Scenario, runs: int = 1000, seed: int = 0, *, workers: in
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidValue("workers", workers, "a whole number >= 1")
     profile = profile or handshake_profile(scenario)
+    requested = scenario
     if scenario.compute.mode == "measured":
-        ComputeModel(scenario.compute).flight_time(tuple(op for f in profile.flights for op in f.ops))
-    if is_deterministic(scenario):
+        # measure once here, so every worker process uses the same numbers
+        scenario = dataclasses.replace(scenario, compute=resolve(scenario.compute, profile.all_ops))
+    deterministic = is_deterministic(scenario)
+    if deterministic:
         one = _run_range(scenario, profile, seed, 0, 1)
         cols = {f: np.repeat(v, runs) for f, v in one.items()}
     elif workers == 1 or runs < 2 * workers:
@@ -77,8 +81,8 @@ def simulate(scenario: Scenario, runs: int = 1000, seed: int = 0, *, workers: in
                                   bounds[:-1].tolist(), bounds[1:].tolist()))
         cols = {f: np.concatenate([p[f] for p in parts]) for f in _FIELDS}
     provenance = {"ttlbsim": __version__, "handshake": {f"{f.sender}{i}": f.bytes for i, f in enumerate(profile.flights)},
-                  "deterministic": is_deterministic(scenario)}
-    return Result(scenario=scenario, seed=int(seed), arrays=_to_arrays(cols), provenance=provenance)
+                  "deterministic": deterministic, "compute_s": dict(scenario.compute.times_s)}
+    return Result(scenario=requested, seed=int(seed), arrays=_to_arrays(cols), provenance=provenance)
 
 
 def compare(a: Scenario, b: Scenario, data: Iterable[int] | None = None, runs: int = 1000, seed: int = 0,

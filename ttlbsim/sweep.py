@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from .errors import TTLBSimError
+from .errors import InvalidValue, TTLBSimError
 from .experiment import Cell, Experiment, matches
 from .handshake.profile import HandshakeProfile
 from .result import METRICS
@@ -141,6 +141,8 @@ class DaskExecutor:
 
 def make_executor(dask: str | None = None, workers: int | None = None) -> Executor:
     """`dask=None`: a local process pool (inline with one worker); "local" or an address: Dask."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InvalidValue("--workers", workers, "a whole number >= 1")
     if dask:
         return DaskExecutor(dask, workers)
     if workers == 1:
@@ -153,17 +155,16 @@ def make_executor(dask: str | None = None, workers: int | None = None) -> Execut
 def prepare(cell: Cell) -> tuple[Scenario, HandshakeProfile, dict[str, float]]:
     """What a worker needs, fixed here: the scenario with measured compute times made explicit,
     and the handshake profile."""
-    from .compute import measure_operation
+    from .compute import resolve
     from .simulate import handshake_profile
 
     scenario = cell.scenario
     profile = handshake_profile(scenario)
     times: dict[str, float] = {}
     if scenario.compute.mode == "measured":
-        ops = sorted({op for f in profile.flights for op in f.ops} | set(profile.post_ops))
-        times = {op: float(measure_operation(op)) for op in ops}
-        scenario = dataclasses.replace(scenario, compute=ComputeConfig(mode="explicit", times_s=times,
-                                                                       scale=scenario.compute.scale))
+        compute = resolve(scenario.compute, profile.all_ops)
+        times = dict(compute.times_s)
+        scenario = dataclasses.replace(scenario, compute=compute)
     return scenario, profile, times
 
 

@@ -72,6 +72,11 @@ class HandshakeProfile:
     def handshake_flights(self) -> tuple[Flight, ...]:
         return tuple(f for f in self.flights if f.phase == "handshake")
 
+    @property
+    def all_ops(self) -> tuple[str, ...]:
+        """Every distinct cryptographic operation of the handshake (flights and post_ops), sorted."""
+        return tuple(sorted({op for f in self.flights for op in f.ops} | set(self.post_ops)))
+
     def bytes_sent(self, sender: Sender) -> int:
         return sum(f.bytes for f in self.flights if f.sender == sender)
 
