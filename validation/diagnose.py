@@ -1,0 +1,131 @@
+"""Evidence for the calibration report, from packet captures of real (UML) emulations.
+
+    python -m validation.diagnose latency [--data 10KiB] [--runs 10]   # per-flight host latencies
+    python -m validation.diagnose holes   [--loss 1%]  [--runs 30]     # sizes of netem's loss bursts
+    python -m validation.diagnose ... --pcap FILE                      # analyse an existing capture
+
+The captures behind validation/REPORT.md are in validation/data/diagnosis/ (gzipped pcaps).
+
+The capture is taken at the server's veth by the emulator (`emulate(..., pcap=...)`): packets from
+the client are stamped when they leave the client's netem (arrival), packets from the server when
+they leave the server's netem, i.e. `rtt/2` after the server wrote them (the tap is after the
+qdisc). Link: 1 Gbit/s, 35 ms, classical pair (x25519 + rsa2048), initcwnd 20, HZ 100.
+
+`latency`: per connection, the host's reaction times the simulator models as compute +
+flight_overhead: client ClientHello after the SYN-ACK, server flight after the ClientHello, client
+Finished after the server's last handshake segment, server response after the request.
+`holes`: gaps in the sequence space of the server's first transmissions (what netem dropped),
+in MSS units: netem drops whole TCP GSO skbs (TCP always builds GSO skbs, ethtool's `gso off`
+notwithstanding; segmentation happens after the qdisc), so the gaps come in pairs and more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+PKT = re.compile(r"(\d+\.\d+) IP 10\.77\.0\.(\d)\.(\d+) > 10\.77\.0\.(\d)\.(\d+): Flags \[([^\]]+)\]"
+                 r"(?:, seq (\d+):(\d+))?.*length (\d+)")
+
+
+def packets(pcap: Path) -> dict[str, list[tuple]]:
+    """Per client port: (time ms, 'c'|'s', flags, seq start, seq end, length)."""
+    if str(pcap).endswith(".gz"):  # the committed captures are gzipped
+        import gzip
+        out = subprocess.run(["tcpdump", "-r", "-", "-n", "-tt", "-S"], input=gzip.decompress(Path(pcap).read_bytes()),
+                             capture_output=True).stdout.decode()
+    else:
+        out = subprocess.run(["tcpdump", "-r", str(pcap), "-n", "-tt", "-S"], capture_output=True, text=True).stdout
+    conns: dict[str, list[tuple]] = collections.defaultdict(list)
+    for line in out.splitlines():
+        m = PKT.match(line)
+        if not m:
+            continue
+        src = m[2]
+        port = m[3] if src == "1" else m[5]
+        conns[port].append((float(m[1]) * 1e3, "c" if src == "1" else "s", m[6],
+                            int(m[7]) if m[7] else None, int(m[8]) if m[8] else None, int(m[9])))
+    return dict(sorted(conns.items(), key=lambda kv: kv[1][0][0]))
+
+
+def latencies(pcap: Path, one_way_ms: float = 17.5, skip: int = 2) -> dict[str, list[float]]:
+    res: dict[str, list[float]] = collections.defaultdict(list)
+    for pk in list(packets(pcap).values())[skip:]:
+        try:
+            synack = next(t for t, d, f, *_ in pk if d == "s" and f == "S.")
+            cdata = [t for t, d, f, a, b, n in pk if d == "c" and n > 0]
+            sdata = [t for t, d, f, a, b, n in pk if d == "s" and n > 0]
+            ch, fin = cdata[0], cdata[1]
+            res["client ClientHello after SYN-ACK"].append(ch - one_way_ms - synack)
+            res["server flight after ClientHello"].append(sdata[0] - one_way_ms - ch)
+            last = max(t for t in sdata if t - one_way_ms < fin)
+            res["client Finished after server flight"].append(fin - one_way_ms - last)
+            if len(cdata) > 2:
+                resp = next((t for t in sdata if t - one_way_ms > fin), None)
+                if resp is not None:
+                    res["server response after request"].append(resp - one_way_ms - cdata[-1])
+        except (StopIteration, IndexError):
+            continue
+    return dict(res)
+
+
+def holes(pcap: Path, mss: int = 1448) -> tuple[collections.Counter, int, int]:
+    sizes: collections.Counter = collections.Counter()
+    clean = 0
+    conns = packets(pcap)
+    for pk in conns.values():
+        hi, n = None, 0
+        for t, d, f, a, b, length in pk:
+            if d != "s" or a is None or length == 0:
+                continue
+            if hi is not None and a > hi:
+                sizes[round((a - hi) / mss, 1)] += 1
+                n += 1
+            hi = b if hi is None else max(hi, b)
+        clean += n == 0
+    return sizes, clean, len(conns)
+
+
+def capture(pcap: Path, runs: int, data: str, loss: str) -> None:
+    from ttlbsim import Scenario
+    from ttlbsim.emulate import emulate
+    sc = Scenario.build(kex="x25519", sig="rsa2048", rtt="35ms", bandwidth="1Gbit", loss=loss, initcwnd=20, data=data,
+                        hz=100, client_profile="openssl", key_shares=1)
+    r = emulate(sc, runs=runs, warmup=2, backend="uml", pcap=pcap, progress=None)
+    print(f"emulated {runs} connections: TTFB p50 {r.percentiles('ttfb_ms')['p50']:.1f} ms, "
+          f"TTLB p50 {r.percentiles('ttlb_ms')['p50']:.1f} ms")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m validation.diagnose", description=__doc__.split("\n\n")[0])
+    ap.add_argument("what", choices=("latency", "holes"))
+    ap.add_argument("--pcap", default=None, help="analyse this capture instead of running an emulation")
+    ap.add_argument("--runs", type=int, default=None)
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--loss", default="1%")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as d:
+        pcap = Path(args.pcap) if args.pcap else Path(d) / "cap.pcap"
+        if not args.pcap:
+            if args.what == "latency":
+                capture(pcap, args.runs or 10, args.data or "10KiB", "0%")
+            else:
+                capture(pcap, args.runs or 30, args.data or "200KiB", args.loss)
+        if args.what == "latency":
+            for k, v in latencies(pcap).items():
+                print(f"{k:40s} median {statistics.median(v):5.2f} ms  (min {min(v):.2f}, max {max(v):.2f}, n {len(v)})")
+        else:
+            sizes, clean, n = holes(pcap)
+            print("netem loss bursts in the server's stream, in MSS (count): "
+                  + ", ".join(f"{k:g}: {v}" for k, v in sorted(sizes.items())))
+            print(f"connections without a gap: {clean} of {n} (warm-up included)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
