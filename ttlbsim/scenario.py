@@ -16,13 +16,14 @@ from typing import Any, Mapping
 
 from .errors import InvalidValue
 from .handshake.names import normalize_group, normalize_signature
+from .tcp.congestion import CONGESTION_CONTROLS as _CONGESTION_REGISTRY
 from .units import parse_duration, parse_fraction, parse_rate, parse_size
 
 CERT_PROFILES = ("minimal", "webpki")
 CLIENT_PROFILES = ("openssl", "browser")
 COMPRESSIONS = ("zlib", "brotli", "zstd")
 JITTER_DISTRIBUTIONS = ("uniform", "normal", "pareto", "paretonormal")
-CONGESTION_CONTROLS = ("cubic", "reno")
+CONGESTION_CONTROLS = tuple(_CONGESTION_REGISTRY)
 #: the CONFIG_HZ values Linux offers (kernel/Kconfig.hz)
 K_KERNEL_HZ = (100, 250, 300, 1000)
 
@@ -146,14 +147,13 @@ class TCPConfig:
     hz: int = 250
     min_rto_s: float = 0.2
     initial_rto_s: float = 1.0
-    timestamps: bool = True
 
     def __post_init__(self) -> None:
         _set(self, "initcwnd", _int_at_least("initcwnd", self.initcwnd, 1))
         _set(self, "cc", _choice("cc", self.cc, CONGESTION_CONTROLS))
         if self.hz not in K_KERNEL_HZ:
             raise InvalidValue("hz", self.hz, "a kernel CONFIG_HZ: " + ", ".join(map(str, K_KERNEL_HZ)))
-        for name in ("hystart", "nodelay", "timestamps"):
+        for name in ("hystart", "nodelay"):
             _bool(name, getattr(self, name))
         for name in ("min_rto_s", "initial_rto_s"):
             v = getattr(self, name)

@@ -146,8 +146,7 @@ class Connection:
         due = ep.timer_deadline()
         if due is not None and due <= now + 1e-12:
             ep.on_timer(now)
-        self._after(ep)
-        self._after(self.server if ep is self.client else self.client)
+        self._after(ep)  # (a timer only emits into the link: the peer's deadlines are unchanged)
 
     def _client_received(self, now: float, total: int) -> None:
         self._received_bytes("client", total)

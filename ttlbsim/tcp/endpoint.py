@@ -30,7 +30,7 @@ K_SYNACK_RETRIES = 5          # tcp_synack_retries
 
 def _ts(now: float) -> float:
     """TCP timestamp value: ms clock (TCP_TS_HZ 1000), never 0."""
-    return max(int(now * 1000.0) / 1000.0, 1e-3)
+    return int(now * 1000.0) / 1000.0 or 1e-3
 
 
 class Endpoint:
@@ -76,7 +76,7 @@ class Endpoint:
             sack, dsack = r.sack_blocks()
         wnd = r.rcv_ssthresh if r.rcv_ssthresh < r.window_clamp else r.window_clamp
         fields = (r.rcv_nxt, wnd, sack, dsack)
-        # receiver.on_ack_sent(), inlined
+        # tcp_event_ack_sent(): one quick-ACK credit used if an ACK was due; delayed ACK off
         if r.ack_pending and r.quick:
             r.quick -= 1
         r.ack_pending = False
@@ -88,14 +88,12 @@ class Endpoint:
 
     def _data_segment(self, seq: int, end: int, now: float) -> Segment:
         ack, wnd, sack, dsack = self._ack_fields()
-        ts = int(now * 1000.0) / 1000.0 or 1e-3
-        return Segment(ACK, seq, end, ack, wnd, sack, dsack, ts, self.receiver.ts_recent)
+        return Segment(ACK, seq, end, ack, wnd, sack, dsack, _ts(now), self.receiver.ts_recent)
 
     def send_ack(self, now: float) -> None:
         ack, wnd, sack, dsack = self._ack_fields()
         seq = self.sender.snd_nxt
-        ts = int(now * 1000.0) / 1000.0 or 1e-3
-        self._emit(Segment(ACK, seq, seq, ack, wnd, sack, dsack, ts, self.receiver.ts_recent))
+        self._emit(Segment(ACK, seq, seq, ack, wnd, sack, dsack, _ts(now), self.receiver.ts_recent))
 
     def _send_syn(self, now: float) -> None:
         self.syn_ts = _ts(now)

@@ -61,7 +61,6 @@ class Receiver:
         self.space_time: float | None = None
         self.rcv_rtt: float | None = None
         self.ts_recent = 0.0
-        self.duplicates = 0
 
     # -- window -------------------------------------------------------------------------------
     def window(self) -> int:
@@ -110,15 +109,13 @@ class Receiver:
         if end <= self.rcv_nxt:
             # a retransmission of data we have: DSACK, immediate ACK, quick-ACK mode
             self.dsack = (seq, end)
-            self.duplicates += 1
             self.pingpong = False
             self.ato = K_TCP_ATO_MIN
             self._incr_quickack()
             return True
         if seq > self.rcv_nxt:
             if self.ooo and self._already_sacked(seq, end):
-                self.dsack = (seq, end)
-                self.duplicates += 1
+                self.dsack = (seq, end)  # already held out of order: DSACK it
             else:
                 self._add_ooo(seq, end)
             return True
@@ -205,17 +202,6 @@ class Receiver:
         ordered += [(s, e) for s, e in reversed(self.ooo) if (s, e) not in ordered]
         blocks.extend(ordered)
         return tuple(blocks[:K_MAX_SACK_BLOCKS]), dsack
-
-    def on_ack_sent(self, now: float) -> None:
-        """Any segment carrying our ACK left (`tcp_event_ack_sent`): one quick-ACK credit used
-        when an ACK was due, delayed ACK cancelled."""
-        if self.ack_pending and self.quick:
-            self.quick -= 1
-        self.ack_pending = False
-        self.pushed = 0
-        self.dsack = None
-        self.delack_deadline = None
-        self.rcv_wup = self.rcv_nxt
 
     def on_data_sent(self, now: float) -> None:
         """This host sent data (`tcp_event_data_sent`): pingpong if within ato of the last

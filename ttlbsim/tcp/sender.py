@@ -39,18 +39,16 @@ K_RACK_REO_TIMEOUT_EXTRA = 0.002
 class Skb:
     """One segment in the send queue (Linux keeps one skb per MSS without TSO)."""
 
-    __slots__ = ("seq", "end", "xmit_time", "first_xmit", "tx", "sacked", "lost", "retrans", "delivered")
+    __slots__ = ("seq", "end", "xmit_time", "tx", "sacked", "lost", "retrans")
 
     def __init__(self, seq: int, end: int) -> None:
         self.seq = seq
         self.end = end
         self.xmit_time = -1.0    # last transmission; -1 = never sent
-        self.first_xmit = -1.0
         self.tx = 0              # transmissions so far
         self.sacked = False
         self.lost = False
         self.retrans = False     # a retransmission of it is in flight (TCPCB_SACKED_RETRANS)
-        self.delivered = False
 
 
 _seq_of = attrgetter("seq")
@@ -67,8 +65,8 @@ class Sender:
                  "high_seq", "highest_sacked_end", "is_cwnd_limited_flag", "lost_out", "lsndtime",
                  "max_packets_out", "mss", "nodelay", "packets_out", "prior_cwnd", "prr_delivered",
                  "prr_out", "queue", "rack_advanced", "rack_end_seq", "rack_mstamp", "rack_rtt",
-                 "reord_seen", "reo_armed", "reordering", "retrans_out", "sack_cache", "retransmits", "rto_count", "rto_s",
-                 "rtt", "rtx_hint", "sacked_out", "segments_sent", "send_idx", "snd_nxt",
+                 "reord_seen", "reo_armed", "retrans_out", "sack_cache", "retransmits", "rto_count", "rto_s",
+                 "rtt", "rtx_hint", "sacked_out", "send_idx", "snd_nxt",
                  "snd_sml", "snd_una", "snd_wnd", "state", "timers", "tlp_count", "tlp_high_seq",
                  "tlp_retrans", "una_idx", "write_seq", "xmit_kind", "xmit_timer")
 
@@ -113,7 +111,6 @@ class Sender:
         self.rack_rtt = 0.0
         self.rack_advanced = False
         self.reord_seen = 0
-        self.reordering = K_REORDERING
         self.highest_sacked_end = 0
         # timers: one retransmission timer with a kind (RTO, TLP or REO), as icsk_pending
         self.xmit_timer: float | None = None
@@ -126,7 +123,6 @@ class Sender:
         self.retransmits = 0
         self.rto_count = 0
         self.tlp_count = 0
-        self.segments_sent = 0
 
     # -- helpers ------------------------------------------------------------------------------
     @property
@@ -141,9 +137,6 @@ class Sender:
         if self.cc.cwnd < self.cc.ssthresh:
             return self.cc.cwnd < 2 * self.max_packets_out
         return False
-
-    def all_acked(self) -> bool:
-        return self.snd_una >= self.write_seq
 
     # -- application writes -------------------------------------------------------------------
     def write(self, now: float, nbytes: int) -> None:
@@ -179,10 +172,7 @@ class Sender:
         if self.packets_out == 0 and not retransmission:
             self.cc.on_tx_start(now=now, last_send=self.lsndtime)
         skb.xmit_time = now
-        if skb.tx == 0:
-            skb.first_xmit = now
         skb.tx += 1
-        self.segments_sent += 1
         self.lsndtime = now
         if self.state in (RECOVERY, CWR):
             self.prr_out += 1
@@ -392,7 +382,7 @@ class Sender:
     def _rack_reo_wnd(self) -> float:
         """`tcp_rack_reo_wnd`: 0 when no reordering was seen and (in recovery or ≥ 3 SACKed)."""
         if not self.reord_seen:
-            if self.state >= RECOVERY or self.sacked_out >= self.reordering:
+            if self.state >= RECOVERY or self.sacked_out >= K_REORDERING:
                 return 0.0
         min_rtt = self.rtt.min_rtt_s or 0.0
         return min(min_rtt / 4.0, self.rtt.srtt_s or 0.0)
