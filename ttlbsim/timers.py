@@ -135,7 +135,9 @@ class KernelTimers:
         Never earlier than ``now + delay_s`` (the wheel rounds strictly past `expires`)."""
         hz = self.hz
         d = -((-round(delay_s * 1e6) * hz) // 1_000_000)  # usecs_to_jiffies, rounding up
-        if d < 63:  # level 0 (the common case: a fast path with the same result)
+        if d < 504:  # levels 0 and 1 (the common cases: a fast path with the same result)
             clk = math.floor((now + self.phase_s) * hz + 1e-6)
-            return (clk + max(d, 0) + 1) * self._tick - self.phase_s
+            if d < 63:
+                return (clk + (d if d > 0 else 0) + 1) * self._tick - self.phase_s
+            return ((((clk + d) >> 3) + 1) << 3) * self._tick - self.phase_s
         return self.expiry_jiffies(now, d)
