@@ -514,8 +514,9 @@ def draw_figures(rows: list[tuple[Cell, dict]], sims: dict[str, dict], out_dir: 
             s = sims[c.name]
             for m, color in (("ttfb_ms", "tab:blue"), ("ttlb_ms", "tab:orange")):
                 for vals, ls in ((c.emu[m], "-"), (s[m], "--")):
-                    v = np.sort(vals)
-                    ax.step(v, np.arange(1, len(v) + 1) / len(v), where="post", color=color, ls=ls, lw=1.2)
+                    v = np.sort(vals)  # from 0, so a deterministic (point-mass) simulation shows as a vertical line
+                    ax.step(np.concatenate([v[:1], v]), np.concatenate([[0.0], np.arange(1, len(v) + 1) / len(v)]),
+                            where="post", color=color, ls=ls, lw=1.2)
             ax.set_title(f"{c.key.get('pair')} {c.key.get('data')} ({c.split})", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.set_xlabel("ms", fontsize=7)
