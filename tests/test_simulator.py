@@ -56,11 +56,13 @@ def test_zero_data_is_tcp_handshake_plus_tls_round_trip_plus_serialisation(rate)
     client_hello, server_flight = prof.flights[0], prof.flights[1]
     assert server_flight.bytes < 10 * MSS  # fits the initial window
     rtt, bps = s.network.rtt_s, s.network.bandwidth_bps
-    # SYN, SYN-ACK, the client's ACK and ClientHello, the server's quick ACK of the last
-    # ClientHello segment (sent before the application answers; earlier ACKs leave while later
-    # segments are still serialised), then the server's flight
+    # SYN, SYN-ACK, the client's ACK and ClientHello (one GSO packet: its segments arrive
+    # together), the server's quick ACK of each ClientHello segment (sent before the application
+    # answers), then the server's flight
+    ch_segments = sum(math.ceil(w / MSS) for w in client_hello.writes)
+    assert ch_segments <= 2  # within one GSO skb (tcp_min_tso_segs)
     serial = 8 / bps * (2 * K_SYN_FRAME_BYTES + K_HEADER_BYTES + frames(client_hello.writes)
-                        + K_HEADER_BYTES + frames(server_flight.writes))
+                        + ch_segments * K_HEADER_BYTES + frames(server_flight.writes))
     r = one(s)
     assert r.ttfb == pytest.approx(2 * rtt + serial, abs=2e-4)
     assert r.ttlb == r.ttfb
@@ -218,3 +220,74 @@ def test_compare_reports_slowdown_per_percentile():
     rows = cmp.rows()
     d0, d200 = rows[0]["ttlb_ms"]["slowdown_pct"]["p50"], rows[1]["ttlb_ms"]["slowdown_pct"]["p50"]
     assert d0 > d200 > 0
+
+
+# -- GSO: Linux TCP hands netem multi-segment skbs ---------------------------------------------------
+
+@pytest.mark.parametrize("gso,lost_segments", [(True, 2), (False, 1)])
+def test_netem_drops_a_whole_gso_skb(gso, lost_segments):
+    """Linux TCP builds GSO skbs (>= tcp_min_tso_segs = 2 segments) even without device GSO; netem
+    sits before segmentation, so one loss draw drops them all (the emulator's captures show the
+    holes in pairs). With gso=False each segment is its own packet."""
+    import simpy
+
+    from ttlbsim.link import Link
+    s = scenario(rtt="35ms", bandwidth="100Mbit", data="50KiB", initcwnd=20, gso=gso)
+    prof = build_profile(s.tls)
+
+    class DropFirstData:
+        def __init__(self, path):
+            self.path, self.done = path, False
+
+        def send(self, now, nbytes, header=0):
+            if not self.done and nbytes > 200:
+                self.done = True
+                return -1.0
+            return self.path.send(now, nbytes, header)
+
+    env = simpy.Environment()
+    link = Link(s.network, np.random.default_rng(1), np.random.default_rng(2))
+    link.down = DropFirstData(link.down)
+    conn = Connection(env, s, link, 0.0)
+
+    def client():
+        conn.client.connect(env.now)
+        conn._after(conn.client)
+        yield conn.client_established
+
+    def server():
+        yield conn.server_established
+        conn.write(conn.server, prof.flights[1].bytes)
+    env.process(client())
+    env.process(server())
+    env.run(until=10)
+    assert conn.client.receiver.rcv_nxt == prof.flights[1].bytes
+    assert conn.server.sender.retransmits == lost_segments
+
+
+def test_gso_skbs_grow_with_the_pacing_rate():
+    """tcp_tso_autosize: ~1 ms of pacing rate (200 % of cwnd·MSS/srtt in slow start), >= 2."""
+    s = scenario()
+    r = one(scenario(rtt="35ms", bandwidth="1Gbit", data="200KiB", initcwnd=20))
+    assert r.packets_down > 140  # frames are counted one per MSS segment, GSO or not
+    from ttlbsim.tcp.sender import Sender
+
+    class Rtt:
+        def __init__(self, srtt_s):
+            self.srtt_us, self.min_rtt_us = int(srtt_s * 8e6), int(srtt_s * 1e6)
+            self.rto_s = 1.0
+
+    class CC:
+        def __init__(self, cwnd):
+            self.cwnd, self.ssthresh = cwnd, 0x7FFFFFFF
+
+    def segs(cwnd, srtt):
+        snd = Sender(mss=MSS, cc=CC(cwnd), rtt=Rtt(srtt), timers=None, nodelay=True,
+                     make_segment=None, emit=None, on_data_sent=None)
+        return snd.tso_segs()
+    assert segs(20, 0.035) == 2          # 1.65 MB/s → 1.6 KB per ms → the 2-segment floor
+    assert segs(80, 0.035) == 4          # 6.6 MB/s → 6.5 KB per ms
+    assert segs(20, 0.2) == 2
+    assert segs(20, 0.001) > 20          # small RTTs get tcp_tso_rtt_log's bonus
+    assert segs(10_000, 0.001) == 65536 // MSS
+    assert s.tcp.gso

@@ -137,13 +137,18 @@ class TCPConfig:
     on both sides. `hz` is the kernel's CONFIG_HZ, which decides the granularity of TCP timers
     (linux-tcp-netem.md §0). `min_rto_s` is Linux's tcp_rto_min (200 ms; RFC 6298 says 1 s),
     `initial_rto_s` TCP_TIMEOUT_INIT (1 s). `nodelay`: TCP_NODELAY on both endpoints (as in the
-    study's OpenSSL endpoints).
+    study's OpenSSL endpoints). `gso`: Linux TCP builds GSO skbs of about 1 ms of its pacing
+    rate (at least 2 segments) even when the device cannot offload (segmentation then happens
+    after the qdisc), so a netem on the host delays and drops them whole — as in the study's and
+    ttlbsim's emulated testbeds. `gso=False` sends one segment per packet, as loss on a real path
+    (a router dropping single frames) behaves.
     """
 
     initcwnd: int = 10
     cc: str = "cubic"
     hystart: bool = True
     nodelay: bool = True
+    gso: bool = True
     hz: int = 250
     min_rto_s: float = 0.2
     initial_rto_s: float = 1.0
@@ -153,7 +158,7 @@ class TCPConfig:
         _set(self, "cc", _choice("cc", self.cc, CONGESTION_CONTROLS))
         if self.hz not in K_KERNEL_HZ:
             raise InvalidValue("hz", self.hz, "a kernel CONFIG_HZ: " + ", ".join(map(str, K_KERNEL_HZ)))
-        for name in ("hystart", "nodelay"):
+        for name in ("hystart", "nodelay", "gso"):
             _bool(name, getattr(self, name))
         for name in ("min_rto_s", "initial_rto_s"):
             v = getattr(self, name)

@@ -71,6 +71,8 @@ class Connection:
         self.link = link
         self.bytes_up = 0    # frame bytes each way, as netem counts them (lost ones included)
         self.bytes_down = 0
+        self.frames_up = 0   # Ethernet frames each way (a GSO packet is several)
+        self.frames_down = 0
         self.client = Endpoint(name="client", tcp=tcp, mss=mss, timers=timers, emit=self._carry_up,
                                on_established=lambda now: self._succeed(self.client_established),
                                on_receive=self._client_received)
@@ -90,6 +92,7 @@ class Connection:
     # these flows never reach it, so both count as a loss on the wire.
     def _carry_up(self, seg) -> None:
         self.bytes_up += seg.frame_bytes
+        self.frames_up += seg.nseg
         env = self.env
         now = env.now
         release = self.link.up.send(now, seg.frame_bytes, 0)
@@ -98,6 +101,7 @@ class Connection:
 
     def _carry_down(self, seg) -> None:
         self.bytes_down += seg.frame_bytes
+        self.frames_down += seg.nseg
         env = self.env
         now = env.now
         release = self.link.down.send(now, seg.frame_bytes, 0)
@@ -264,5 +268,5 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
         ttfb=times["ttfb"], ttlb=times["ttlb"],
         retransmits=c.sender.retransmits + s.sender.retransmits + c.syn_retrans + s.syn_retrans,
         rtos=c.sender.rto_count + s.sender.rto_count, tlps=c.sender.tlp_count + s.sender.tlp_count,
-        packets_up=link.up.sent, packets_down=link.down.sent, bytes_up=conn.bytes_up, bytes_down=conn.bytes_down,
+        packets_up=conn.frames_up, packets_down=conn.frames_down, bytes_up=conn.bytes_up, bytes_down=conn.bytes_down,
     )

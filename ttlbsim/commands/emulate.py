@@ -35,6 +35,8 @@ def run(args) -> int:
         raise InvalidValue("--runs", args.runs, "a whole number >= 1")
     if args.warmup < 0:
         raise InvalidValue("--warmup", args.warmup, "a whole number >= 0")
+    if args.no_gso:
+        raise InvalidValue("--no-gso", True, "no such switch for a real kernel: Linux TCP always builds GSO skbs")
     opts = handshake_options(args)
     opts["client_profile"] = "openssl"  # the emulator's client is OpenSSL's
     scenario = Scenario.build(**opts, **network_options(args), data=args.data)

@@ -22,6 +22,9 @@ def add_network_flags(p: argparse.ArgumentParser, *, data_list: bool = False) ->
     t.add_argument("--cc", default="cubic", help="congestion control: cubic (with HyStart) | reno")
     t.add_argument("--no-hystart", action="store_true", help="turn HyStart off")
     t.add_argument("--hz", type=int, default=250, help="kernel CONFIG_HZ: TCP timer granularity (default 250)")
+    t.add_argument("--no-gso", action="store_true",
+                   help="one segment per packet (loss on a real path) instead of Linux's GSO skbs, which a "
+                        "host's netem drops whole (default: GSO, as in netem testbeds)")
     w = p.add_argument_group("workload")
     if data_list:
         w.add_argument("--data", default="0,50KiB,200KiB", help="response sizes, comma-separated (default 0,50KiB,200KiB)")
@@ -34,7 +37,7 @@ def add_network_flags(p: argparse.ArgumentParser, *, data_list: bool = False) ->
 def network_options(args: argparse.Namespace) -> dict:
     return dict(rtt=args.rtt, bandwidth=args.bandwidth, loss=args.loss, jitter=args.jitter,
                 jitter_dist=args.jitter_dist, limit=args.limit, mtu=args.mtu, initcwnd=args.initcwnd,
-                cc=args.cc, hystart=not args.no_hystart, hz=args.hz, request=args.request, compute=args.compute)
+                cc=args.cc, hystart=not args.no_hystart, hz=args.hz, gso=not args.no_gso, request=args.request, compute=args.compute)
 
 
 def add_run_flags(p: argparse.ArgumentParser, runs: int = 1000) -> None:

@@ -55,7 +55,7 @@ class Endpoint:
         self.cc = create_congestion_control(tcp.cc, initcwnd=tcp.initcwnd, hystart=tcp.hystart, hz=tcp.hz,
                                             jiffy_phase_s=timers.phase_s)
         self.receiver = Receiver(advmss=mss)
-        self.sender = Sender(mss=mss, cc=self.cc, rtt=self.rtt, timers=timers, nodelay=tcp.nodelay,
+        self.sender = Sender(mss=mss, cc=self.cc, rtt=self.rtt, timers=timers, nodelay=tcp.nodelay, gso=tcp.gso,
                              make_segment=self._data_segment, emit=self._emit, on_data_sent=self.receiver.on_data_sent)
         self.syn_timer: float | None = None
         self.syn_timeout = tcp.initial_rto_s
@@ -145,11 +145,23 @@ class Endpoint:
         if seg.end > seg.seq:
             r = self.receiver
             before = r.rcv_nxt
-            immediate = r.on_data(now, seg.seq, seg.end, seg.tsval, seg.tsecr, sender.rto_s)
-            if sender.send_idx < len(sender.queue) or sender.lost_out:
-                sender.push(now)
-            if r.ack_pending:
-                self._ack_check(now, immediate)
+            if seg.nseg == 1:
+                immediate = r.on_data(now, seg.seq, seg.end, seg.tsval, seg.tsecr, sender.rto_s)
+                if sender.send_idx < len(sender.queue) or sender.lost_out:
+                    sender.push(now)
+                if r.ack_pending:
+                    self._ack_check(now, immediate)
+            else:
+                # a GSO skb, segmented after the sender's qdisc: its MSS segments arrive back to
+                # back and the receiver (GRO off) handles each in turn
+                mss = self.mss
+                for start in range(seg.seq, seg.end, mss):
+                    stop = start + mss if start + mss < seg.end else seg.end
+                    immediate = r.on_data(now, start, stop, seg.tsval, seg.tsecr, sender.rto_s)
+                    if r.ack_pending:
+                        self._ack_check(now, immediate)
+                if sender.send_idx < len(sender.queue) or sender.lost_out:
+                    sender.push(now)
             if r.rcv_nxt > before:
                 self._on_receive(now, r.rcv_nxt)
         elif sender.send_idx < len(sender.queue) or sender.lost_out:

@@ -26,9 +26,11 @@ class Segment:
     window in bytes, `sack` a tuple of (start, end) blocks (the first may be a DSACK when `dsack`),
     `tsval`/`tsecr` the timestamp option values (seconds, ms-granular like TCP_TS_HZ 1000),
     `xmit` the sender's transmission record (sender-side bookkeeping only, never read by the
-    receiver)."""
+    receiver), `nseg` the number of MSS segments it carries (a GSO skb: netem delays and drops
+    it whole, the receiver processes its segments one by one; `frame_bytes` counts every
+    segment's headers)."""
 
-    __slots__ = ("flags", "seq", "end", "ack", "wnd", "sack", "dsack", "tsval", "tsecr", "frame_bytes", "xmit")
+    __slots__ = ("flags", "seq", "end", "ack", "wnd", "sack", "dsack", "tsval", "tsecr", "frame_bytes", "xmit", "nseg")
 
     def __init__(self, flags: int, seq: int, end: int, ack: int, wnd: int, sack: tuple = (),
                  dsack: bool = False, tsval: float = 0.0, tsecr: float = 0.0, xmit=None) -> None:
@@ -42,6 +44,7 @@ class Segment:
         self.tsval = tsval
         self.tsecr = tsecr
         self.xmit = xmit
+        self.nseg = 1  # MSS segments in this packet: > 1 for a GSO skb (one netem packet)
         if flags & SYN:
             self.frame_bytes = K_SYN_FRAME_BYTES
         else:

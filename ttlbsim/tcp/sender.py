@@ -34,6 +34,7 @@ OPEN, DISORDER, CWR, RECOVERY, LOSS = 0, 1, 2, 3, 4
 K_REORDERING = 3               # sysctl tcp_reordering
 K_TLP_MIN_TIMEOUT_JIFFIES = 2  # TCP_TIMEOUT_MIN
 K_RACK_REO_TIMEOUT_EXTRA = 0.002
+K_MIN_TSO_SEGS = 2             # sysctl tcp_min_tso_segs
 
 
 class Skb:
@@ -61,7 +62,7 @@ class Sender:
     builds a segment with the receive side's ACK fields (piggybacked ACK).
     """
 
-    __slots__ = ("_emit", "_make_segment", "_on_data_sent", "backoff", "cc", "cwnd_usage_seq",
+    __slots__ = ("_emit", "_make_segment", "_on_data_sent", "backoff", "cc", "cwnd_usage_seq", "gso",
                  "high_seq", "highest_sacked_end", "is_cwnd_limited_flag", "lost_out", "lsndtime",
                  "max_packets_out", "mss", "nodelay", "packets_out", "prior_cwnd", "prr_delivered",
                  "prr_out", "queue", "rack_advanced", "rack_end_seq", "rack_mstamp", "rack_rtt",
@@ -70,7 +71,7 @@ class Sender:
                  "snd_sml", "snd_una", "snd_wnd", "state", "timers", "tlp_count", "tlp_high_seq",
                  "tlp_retrans", "una_idx", "write_seq", "xmit_kind", "xmit_timer")
 
-    def __init__(self, *, mss: int, cc, rtt, timers, nodelay: bool,
+    def __init__(self, *, mss: int, cc, rtt, timers, nodelay: bool, gso: bool = True,
                  make_segment: Callable[[int, int, float], Segment], emit: Callable[[Segment], None],
                  on_data_sent: Callable[[float], None]) -> None:
         self.mss = mss
@@ -78,6 +79,7 @@ class Sender:
         self.rtt = rtt
         self.timers = timers
         self.nodelay = nodelay
+        self.gso = gso
         self._make_segment = make_segment
         self._emit = emit
         self._on_data_sent = on_data_sent
@@ -166,64 +168,118 @@ class Sender:
         self.push(now)
 
     # -- transmission ---------------------------------------------------------------------------
-    def _transmit(self, now: float, skb: Skb, retransmission: bool) -> None:
-        seg = self._make_segment(skb.seq, skb.end, now)
-        seg.xmit = skb
-        if self.packets_out == 0 and not retransmission:
-            self.cc.on_tx_start(now=now, last_send=self.lsndtime)
-        skb.xmit_time = now
-        skb.tx += 1
+    def tso_segs(self) -> int:
+        """Segments per GSO skb (`tcp_tso_autosize`): about 1 ms of the pacing rate
+        (`tcp_update_pacing_rate`: 200 % of cwnd·MSS/srtt in slow start, 120 % after; pacing
+        shift 10), plus a bonus at small RTTs (tcp_tso_rtt_log 9), at most 64 KB, at least
+        tcp_min_tso_segs (2). Linux TCP always builds GSO skbs (segmentation happens after the
+        qdisc when the device cannot), so netem delays and drops them whole. 1 without GSO."""
+        if not self.gso:
+            return 1
+        cc = self.cc
+        srtt_us8 = self.rtt.srtt_us
+        if not srtt_us8:
+            return K_MIN_TSO_SEGS
+        ratio = 2.0 if cc.cwnd < cc.ssthresh / 2 else 1.2
+        rate = self.mss * ratio * max(cc.cwnd, self.packets_out) * 8e6 / srtt_us8  # bytes/s
+        nbytes = rate / 1024.0
+        min_rtt = self.rtt.min_rtt_us
+        if min_rtt is not None and (min_rtt >> 9) < 32:
+            nbytes += 65536 >> (min_rtt >> 9)
+        if nbytes > 65536:
+            nbytes = 65536
+        segs = int(nbytes // self.mss)
+        return segs if segs > K_MIN_TSO_SEGS else K_MIN_TSO_SEGS
+
+    def _transmit(self, now: float, i: int, j: int, retransmission: bool) -> None:
+        """Put queue[i:j] on the wire as one packet: one GSO skb of j - i MSS segments (every
+        one full but the last), which netem treats as one packet of the summed frame size."""
+        q = self.queue
+        first, last = q[i], q[j - 1]
+        seg = self._make_segment(first.seq, last.end, now)
+        n = j - i
+        if n > 1:
+            payload = last.end - first.seq
+            seg.frame_bytes = payload + n * (seg.frame_bytes - payload)
+            seg.nseg = n
+        for k in range(i, j):
+            skb = q[k]
+            skb.xmit_time = now
+            skb.tx += 1
         self.lsndtime = now
-        if self.state in (RECOVERY, CWR):
-            self.prr_out += 1
+        if self.state == RECOVERY or self.state == CWR:
+            self.prr_out += n
         self._on_data_sent(now)
         self._emit(seg)
 
     def push(self, now: float) -> None:
-        """Send what cwnd and the peer's window allow: lost segments first, then new data."""
+        """Send what cwnd and the peer's window allow: lost segments first, then new data, in
+        GSO skbs of up to `tso_segs()` segments."""
         sent_new = False
         cc = self.cc
+        q = self.queue
+        mss = self.mss
+        tso = self.tso_segs() if self.gso else 1
         # tcp_xmit_retransmit_queue, from the retransmit hint (the first segment that may be
         # lost and not yet retransmitted; retransmit_skb_hint in Linux)
         if self.lost_out:
-            q = self.queue
             i = self.rtx_hint if self.rtx_hint > self.una_idx else self.una_idx
             stop = self.send_idx
             while i < stop:
-                if self.packets_out - self.sacked_out - self.lost_out + self.retrans_out >= cc.cwnd:
+                quota = cc.cwnd - (self.packets_out - self.sacked_out - self.lost_out + self.retrans_out)
+                if quota <= 0:
                     break
                 skb = q[i]
                 if skb.lost and not skb.retrans and not skb.sacked:
-                    skb.retrans = True
-                    self.retrans_out += 1
-                    self.retransmits += 1
-                    self._transmit(now, skb, True)
+                    j = i + 1
+                    limit = tso if tso < quota else quota
+                    while (j < stop and j - i < limit and q[j - 1].end - q[j - 1].seq == mss
+                           and q[j].lost and not q[j].retrans and not q[j].sacked):
+                        j += 1
+                    for k in range(i, j):
+                        q[k].retrans = True
+                    self.retrans_out += j - i
+                    self.retransmits += j - i
+                    self._transmit(now, i, j, True)
                     if i == self.una_idx and self.xmit_kind != "reo":
                         # the head went out again: a full RTO from now (tcp_xmit_retransmit_queue)
                         self._arm("rto", now, self.rto_s)
-                i += 1
+                    i = j
+                else:
+                    i += 1
             self.rtx_hint = i
         # tcp_write_xmit
-        q = self.queue
         cwnd_limited = False
         nq = len(q)
         while self.send_idx < nq:
-            if self.packets_out - self.sacked_out - self.lost_out + self.retrans_out >= cc.cwnd:
+            in_flight = self.packets_out - self.sacked_out - self.lost_out + self.retrans_out
+            quota = cc.cwnd - in_flight
+            if quota <= 0:
                 cwnd_limited = True
                 break
-            skb = q[self.send_idx]
-            if skb.end > self.snd_una + self.snd_wnd:
+            i = self.send_idx
+            right = self.snd_una + self.snd_wnd
+            if q[i].end > right:
                 break
-            length = skb.end - skb.seq
-            if (not self.nodelay and length < self.mss and self.send_idx == nq - 1
-                    and self.snd_sml > self.snd_una):
-                break  # Minshall's Nagle: an earlier short segment is still unacknowledged
-            self.send_idx += 1
-            self.packets_out += 1
-            self.snd_nxt = skb.end
-            if length < self.mss:
-                self.snd_sml = skb.end
-            self._transmit(now, skb, False)
+            j = i + 1
+            limit = tso if tso < quota else quota
+            while j < nq and j - i < limit and q[j - 1].end - q[j - 1].seq == mss and q[j].end <= right:
+                j += 1
+            last = q[j - 1]
+            if last.end - last.seq < mss:
+                if not self.nodelay and j == nq and self.snd_sml > self.snd_una:
+                    # Minshall's Nagle: an earlier short segment is still unacknowledged
+                    j -= 1
+                    if j == i:
+                        break
+                else:
+                    self.snd_sml = last.end
+            if in_flight == 0:
+                cc.on_tx_start(now=now, last_send=self.lsndtime)  # CA_EVENT_TX_START
+            self.send_idx = j
+            self.packets_out += j - i
+            self.snd_nxt = q[j - 1].end
+            self._transmit(now, i, j, False)
             sent_new = True
         if self.packets_out - self.sacked_out - self.lost_out + self.retrans_out >= cc.cwnd:
             cwnd_limited = True
@@ -326,7 +382,7 @@ class Sender:
             head.retrans = True
             self.retrans_out += 1
             self.retransmits += 1
-            self._transmit(now, head, True)
+            self._transmit(now, self.una_idx, self.una_idx + 1, True)
         self._arm("rto", now, self.rto_s)
         self.push(now)
 
@@ -343,7 +399,7 @@ class Sender:
             self.send_idx += 1
             self.packets_out += 1
             self.snd_nxt = skb.end
-            self._transmit(now, skb, False)
+            self._transmit(now, self.send_idx - 1, self.send_idx, False)
             self.tlp_retrans = False
         else:
             skb = q[self.send_idx - 1]
@@ -351,7 +407,7 @@ class Sender:
                 self._rearm_rto(now)
                 return
             self.retransmits += 1
-            self._transmit(now, skb, True)
+            self._transmit(now, self.send_idx - 1, self.send_idx, True)
             self.tlp_retrans = True
         self.tlp_high_seq = self.snd_nxt
         self._arm("rto", now, self.rto_s)
