@@ -54,7 +54,7 @@ class Endpoint:
         self.rtt = RttEstimator(min_rto_s=tcp.min_rto_s, initial_rto_s=tcp.initial_rto_s, hz=tcp.hz)
         self.cc = create_congestion_control(tcp.cc, initcwnd=tcp.initcwnd, hystart=tcp.hystart, hz=tcp.hz,
                                             jiffy_phase_s=timers.phase_s)
-        self.receiver = Receiver(advmss=mss)
+        self.receiver = Receiver(advmss=mss, autotune=tcp.rcv_autotune)
         self.sender = Sender(mss=mss, cc=self.cc, rtt=self.rtt, timers=timers, nodelay=tcp.nodelay, gso=tcp.gso,
                              make_segment=self._data_segment, emit=self._emit, on_data_sent=self.receiver.on_data_sent)
         self.syn_timer: float | None = None

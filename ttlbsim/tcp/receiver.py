@@ -14,7 +14,8 @@ Modelled on Linux 6.1 (linux-tcp-netem.md §2, §4):
   `tcp_cleanup_rbuf` ICSK_ACK_PUSHED2); otherwise the delayed-ACK timer (`ato`, 40 ms at first,
   adapted per `tcp_event_data_recv`, capped per `tcp_send_delayed_ack`).
 - receive window: 64240 B in the SYN, then window_clamp = 65536 - advmss until receive-buffer
-  autotuning (`tcp_rcv_space_adjust`, once per receiver RTT) raises it; rcv_ssthresh grows by
+  autotuning (`tcp_rcv_space_adjust`, once per receiver RTT; off by default, see TCPConfig.
+  rcv_autotune) raises it; rcv_ssthresh grows by
   2·advmss per in-order segment (`tcp_grow_window`). The application reads at once.
 """
 
@@ -32,13 +33,14 @@ K_MAX_SACK_BLOCKS = 3       # with timestamps, 3 SACK blocks fit in the option s
 class Receiver:
     """Receive side of one endpoint. Sequence numbers count payload bytes from 0."""
 
-    __slots__ = ("ack_pending", "advmss", "ato", "delack_deadline", "dsack", "duplicates",
+    __slots__ = ("ack_pending", "autotune", "advmss", "ato", "delack_deadline", "dsack", "duplicates",
                  "lrcvtime", "ooo", "pingpong", "pushed", "quick", "rcv_mss", "rcv_nxt", "rcv_rtt",
                  "rcv_ssthresh", "rcv_wup", "recent_block", "space_bytes", "space_seq",
                  "space_time", "ts_recent", "window_clamp")
 
-    def __init__(self, *, advmss: int) -> None:
+    def __init__(self, *, advmss: int, autotune: bool = False) -> None:
         self.advmss = advmss
+        self.autotune = autotune
         self.rcv_nxt = 0
         self.rcv_wup = 0                 # rcv_nxt when the last ACK was sent
         self.ooo: list[list[int]] = []   # sorted disjoint [start, end) blocks above rcv_nxt
@@ -146,7 +148,8 @@ class Receiver:
         if length >= 128 and self.rcv_ssthresh < self.window_clamp:
             grown = self.rcv_ssthresh + 2 * self.advmss
             self.rcv_ssthresh = grown if grown < self.window_clamp else self.window_clamp
-        if self.space_time is None or (self.rcv_rtt is not None and now - self.space_time >= self.rcv_rtt):
+        if self.autotune and (self.space_time is None or
+                              (self.rcv_rtt is not None and now - self.space_time >= self.rcv_rtt)):
             self._space_adjust(now)
         if immediate or (self.rcv_nxt - self.rcv_wup) > self.rcv_mss or self.in_quickack_mode():
             return True
