@@ -113,6 +113,7 @@ class Endpoint:
         """`tcp_init_transfer`: RTT seed, initial cwnd (1 after >1 SYN retransmissions)."""
         self.state = ESTABLISHED
         self.syn_timer = None
+        self.receiver.start(now)
         if rtt_sample is not None and rtt_sample > 0:
             self.rtt.on_sample(rtt_sample, snd_una=0, snd_nxt=0)
         else:

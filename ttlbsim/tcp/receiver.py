@@ -27,18 +27,20 @@ K_MAX_QUICKACKS = 16        # TCP_MAX_QUICKACKS
 K_TCP_MSS_DEFAULT = 536     # initial rcv_mss estimate (tcp_initialize_rcv_mss)
 K_SYN_WINDOW = 64240        # rounddown(65535, 1460) advertised in the SYN
 K_RMEM_MAX = 6 * 1024 * 1024  # tcp_rmem[2]
+K_RMEM_DEFAULT = 131072       # tcp_rmem[1]: the initial sk_rcvbuf
+K_RCVMEM = 3008               # SKB_TRUESIZE(advmss + MAX_TCP_HEADER), rounded up so that half of it holds an MSS
 K_MAX_SACK_BLOCKS = 3       # with timestamps, 3 SACK blocks fit in the option space
 
 
 class Receiver:
     """Receive side of one endpoint. Sequence numbers count payload bytes from 0."""
 
-    __slots__ = ("ack_pending", "autotune", "advmss", "ato", "delack_deadline", "dsack", "duplicates",
+    __slots__ = ("ack_pending", "autotune", "advmss", "ato", "delack_deadline", "dsack",
                  "lrcvtime", "ooo", "pingpong", "pushed", "quick", "rcv_mss", "rcv_nxt", "rcv_rtt",
-                 "rcv_ssthresh", "rcv_wup", "recent_block", "space_bytes", "space_seq",
-                 "space_time", "ts_recent", "window_clamp")
+                 "rcv_rtt_last_tsecr", "rcvbuf", "rcv_ssthresh", "rcv_wup", "recent_block", "space_bytes",
+                 "space_seq", "space_time", "ts_recent", "window_clamp")
 
-    def __init__(self, *, advmss: int, autotune: bool = False) -> None:
+    def __init__(self, *, advmss: int, autotune: bool = True) -> None:
         self.advmss = advmss
         self.autotune = autotune
         self.rcv_nxt = 0
@@ -56,12 +58,16 @@ class Receiver:
         self.pushed = 0                  # short segments received since the last ACK
         self.delack_deadline: float | None = None
         # window
+        # tcp_init_buffer_space(): sk_rcvbuf = tcp_rmem[1], window_clamp = 65536 - advmss,
+        # rcvq_space.space = min(rcv_ssthresh, rcv_wnd, TCP_INIT_CWND * advmss)
+        self.rcvbuf = K_RMEM_DEFAULT
         self.window_clamp = 65536 - advmss
         self.rcv_ssthresh = min(K_SYN_WINDOW, self.window_clamp)
         self.space_bytes = min(self.rcv_ssthresh, 10 * advmss)
         self.space_seq = 0
-        self.space_time: float | None = None
-        self.rcv_rtt: float | None = None
+        self.space_time: float | None = None  # set at ESTABLISHED (start())
+        self.rcv_rtt: float | None = None     # rcv_rtt_est (s): from timestamps, ms-granular
+        self.rcv_rtt_last_tsecr = -1.0
         self.ts_recent = 0.0
 
     # -- window -------------------------------------------------------------------------------
@@ -70,21 +76,28 @@ class Receiver:
         whole window; Linux rounds to the window scale, which we ignore: < 128 B)."""
         return min(self.rcv_ssthresh, self.window_clamp)
 
+    def start(self, now: float) -> None:
+        """ESTABLISHED: the first autotuning interval starts (`tcp_init_buffer_space`)."""
+        self.space_time = now
+        self.space_seq = self.rcv_nxt
+
     def _space_adjust(self, now: float) -> None:
-        """`tcp_rcv_space_adjust`: once per receiver RTT, if the application read more than in
-        the previous interval, grow the buffer and with it window_clamp (adv_win_scale 1)."""
-        if self.space_time is None:
-            self.space_time = now
-            self.space_seq = self.rcv_nxt
-            return
-        if self.rcv_rtt is None or now - self.space_time < self.rcv_rtt:
+        """`tcp_rcv_space_adjust`, run as the application reads (at once, here): at most once
+        per receiver RTT, if it read more than in the previous interval, size the buffer for
+        twice that plus slow-start growth; the window clamp follows the buffer (adv_win_scale 1),
+        which starts at tcp_rmem[1] = 128 KiB, so the window opens only past ~64 KB of need."""
+        if self.rcv_rtt is None or self.space_time is None or now - self.space_time < self.rcv_rtt:
             return
         copied = self.rcv_nxt - self.space_seq
         if copied > self.space_bytes:
-            rcvwin = 2 * copied + 16 * self.advmss
+            advmss = self.advmss
+            rcvwin = 2 * copied + 16 * advmss
             grow = rcvwin * (copied - self.space_bytes) // self.space_bytes
             rcvwin += 2 * grow
-            self.window_clamp = max(self.window_clamp, min(rcvwin, K_RMEM_MAX // 2))
+            rcvbuf = min((rcvwin // advmss) * K_RCVMEM, K_RMEM_MAX)
+            if rcvbuf > self.rcvbuf:
+                self.rcvbuf = rcvbuf
+                self.window_clamp = rcvbuf - (rcvbuf >> 1)  # tcp_win_from_space
             self.space_bytes = copied
         self.space_seq = self.rcv_nxt
         self.space_time = now
@@ -100,10 +113,14 @@ class Receiver:
         ato, quick-ACK credits, pingpong timing)."""
         length = end - seq
         self.ack_pending = True
-        if tsecr > 0.0 and length >= self.rcv_mss:
-            sample = now - tsecr  # tcp_rcv_rtt_measure_ts: receiver RTT, EWMA 1/8
-            if sample > 0:
-                self.rcv_rtt = sample if self.rcv_rtt is None else 0.875 * self.rcv_rtt + 0.125 * sample
+        if tsecr > 0.0 and tsecr != self.rcv_rtt_last_tsecr:
+            # tcp_rcv_rtt_measure_ts: once per echoed timestamp, full-sized segments, ms clock
+            self.rcv_rtt_last_tsecr = tsecr
+            if length >= self.rcv_mss:
+                delta_ms = int(now * 1000.0) - round(tsecr * 1000.0)
+                if delta_ms >= 0:
+                    sample = (delta_ms or 1) * 1e-3
+                    self.rcv_rtt = sample if self.rcv_rtt is None else 0.875 * self.rcv_rtt + 0.125 * sample
         if seq <= self.rcv_wup and tsval > 0.0:
             # tcp_replace_ts_recent(): echo the newest segment at or left of the last ACK's edge
             # (a retransmission or duplicate included), so timestamp RTT samples stay honest
@@ -145,11 +162,16 @@ class Receiver:
             while self.ooo and self.ooo[0][0] <= self.rcv_nxt:
                 self.rcv_nxt = max(self.rcv_nxt, self.ooo.pop(0)[1])
             immediate = True  # hole filled: ACK at once
-        if length >= 128 and self.rcv_ssthresh < self.window_clamp:
-            grown = self.rcv_ssthresh + 2 * self.advmss
-            self.rcv_ssthresh = grown if grown < self.window_clamp else self.window_clamp
-        if self.autotune and (self.space_time is None or
-                              (self.rcv_rtt is not None and now - self.space_time >= self.rcv_rtt)):
+        if length >= 128:
+            # tcp_grow_window: room up to min(window_clamp, tcp_space()), 2·advmss per segment
+            limit = self.rcvbuf >> 1
+            if self.window_clamp < limit:
+                limit = self.window_clamp
+            if self.rcv_ssthresh < limit:
+                grown = self.rcv_ssthresh + max(2 * self.advmss, 2 * length)
+                self.rcv_ssthresh = grown if grown < limit else limit
+        if self.autotune and self.rcv_rtt is not None and self.space_time is not None \
+                and now - self.space_time >= self.rcv_rtt:
             self._space_adjust(now)
         if immediate or (self.rcv_nxt - self.rcv_wup) > self.rcv_mss or self.in_quickack_mode():
             return True
