@@ -77,21 +77,9 @@ def handshake(kex: str, chain_pem: bytes, key_pem: bytes, *, client_chain: tuple
     server.set_accept_state()
     client = SSL.Connection(client_ctx, None)
     client.set_connect_state()
-    flights: list[Flight] = []
-    for _ in range(rounds):
-        for conn, peer, who in ((client, server, "client"), (server, client, "server")):
-            try:
-                conn.do_handshake()
-            except SSL.WantReadError:
-                pass
-            try:
-                data = conn.bio_read(1 << 20)
-            except SSL.WantReadError:
-                data = b""
-            if data:
-                flights.append(Flight(who, _records(data)))
-                peer.bio_write(data)
-    return flights
+    from ttlbsim.emulate.endpoints import pump_in_memory
+
+    return [Flight(who, _records(data)) for who, data in pump_in_memory(client, server, rounds)]
 
 
 assert len(_DEFAULT_ORDER) == len(messages.OPENSSL_GROUPS)

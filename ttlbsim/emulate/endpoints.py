@@ -62,19 +62,13 @@ def _ctx_words(ctx: SSL.Context, n: int = 4096) -> list[int]:
     return [struct.unpack_from("<Q", raw, i)[0] for i in range(0, n, 8)]
 
 
-def _tickets_in_handshake(offset: int, value: int, chain_dir: Path) -> int:
-    """Tickets a fresh server context sends with `value` written at `offset` (in-memory handshake)."""
-    server = SSL.Context(SSL.TLS_METHOD)
-    server.use_certificate_chain_file(str(chain_dir / "chain.pem"))
-    server.use_privatekey_file(str(chain_dir / "key.pem"))
-    ffi.cast("uint64_t *", ffi.cast("char *", server._context) + offset)[0] = value
-    s = SSL.Connection(server, None)
-    s.set_accept_state()
-    c = SSL.Connection(SSL.Context(SSL.TLS_METHOD), None)
-    c.set_connect_state()
-    server_out = []
-    for _ in range(4):
-        for conn, peer, who in ((c, s, "c"), (s, c, "s")):
+def pump_in_memory(client: "SSL.Connection", server: "SSL.Connection", rounds: int = 4) -> list[tuple[str, bytes]]:
+    """Run a TLS handshake between two memory-BIO connections: each round lets the client, then
+    the server, advance and hands what it wrote to the other. Returns (who, bytes) per write
+    burst, who = "client" | "server", in wire order."""
+    out: list[tuple[str, bytes]] = []
+    for _ in range(rounds):
+        for conn, peer, who in ((client, server, "client"), (server, client, "server")):
             try:
                 conn.do_handshake()
             except SSL.WantReadError:
@@ -84,11 +78,29 @@ def _tickets_in_handshake(offset: int, value: int, chain_dir: Path) -> int:
             except SSL.WantReadError:
                 data = b""
             if data:
+                out.append((who, data))
                 peer.bio_write(data)
-                if who == "s":
-                    server_out.append(data)
+    return out
+
+
+def tickets_sent(server_ctx: "SSL.Context") -> int:
+    """NewSessionTicket records a server context sends in a fresh in-memory handshake."""
+    s = SSL.Connection(server_ctx, None)
+    s.set_accept_state()
+    c = SSL.Connection(SSL.Context(SSL.TLS_METHOD), None)
+    c.set_connect_state()
+    server_out = [data for who, data in pump_in_memory(c, s) if who == "server"]
     # the first server output is its handshake flight; anything after it is tickets
     return sum(_count_records(x) for x in server_out[1:])
+
+
+def _tickets_in_handshake(offset: int, value: int, chain_dir: Path) -> int:
+    """Tickets a fresh server context sends with `value` written at `offset` (in-memory handshake)."""
+    server = SSL.Context(SSL.TLS_METHOD)
+    server.use_certificate_chain_file(str(chain_dir / "chain.pem"))
+    server.use_privatekey_file(str(chain_dir / "key.pem"))
+    ffi.cast("uint64_t *", ffi.cast("char *", server._context) + offset)[0] = value
+    return tickets_sent(server)
 
 
 def _count_records(data: bytes) -> int:
