@@ -412,7 +412,8 @@ def render_report(rows: list[tuple[Cell, dict]], baseline: list[tuple[Cell, dict
           "certificates), `compute=\"measured\"`, seed 0; lossless cells are deterministic (one run), lossy/jittery "
           "cells are simulated with max(1000, emulated connections) runs.",
           f"- Calibrated host parameters (fitted on the training cells): **{params.label()}**; HZ 100 fixed. "
-          f"Written to `{_relrepo(DEFAULT_OUT) if doc else '(not written: --no-fit)'}`.",
+          f"Written to `{_relrepo(DEFAULT_OUT) if doc else '(not written: --no-fit)'}`"
+          + (f" on {doc['provenance']['date']} (simulator commit {str(doc['provenance'].get('git_commit'))[:10]})." if doc else "."),
           "- Errors are simulator relative to emulation (`sim/emu - 1`, %); KS is the two-sample Kolmogorov-Smirnov "
           "distance of the per-connection samples (for lossless cells the simulator is a point mass, so KS only "
           "means something for lossy/jittery cells, where it is gated).",
@@ -587,6 +588,8 @@ def calibrate(data_dir: Path = DEFAULT_DATA, out: Path | None = DEFAULT_OUT, rep
         say(f"fit took {time.time() - t0:.0f} s")
     elif params is None:
         params = load_params(out) if out is not None and Path(out).exists() else Params()
+        if out is not None and Path(out).exists():  # the report shows the existing fit, unchanged
+            doc = json.loads(Path(out).read_text())
     baseline_p = Params()
     rows, base_rows, sims = [], [], {}
     for c in cells:
