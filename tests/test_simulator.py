@@ -38,6 +38,19 @@ def frames(writes) -> int:
     return total
 
 
+class DropFirst:
+    """Wraps a netem path: loses the first packet larger than `min_bytes`, then passes all."""
+
+    def __init__(self, path, min_bytes: int = 0):
+        self.path, self.min_bytes, self.done = path, min_bytes, False
+
+    def send(self, now, nbytes, header=0):
+        if not self.done and nbytes > self.min_bytes:
+            self.done = True
+            return -1.0
+        return self.path.send(now, nbytes, header)
+
+
 def slow_start_rounds(segments: int, cwnd: int) -> int:
     rounds = 0
     while segments > 0:
@@ -162,22 +175,12 @@ def test_a_lost_syn_costs_at_least_one_second():
     s = scenario(rtt="35ms")
     base = one(s)
 
-    class DropFirst:
-        def __init__(self, path):
-            self.path, self.dropped = path, False
-
-        def send(self, now, nbytes, header=0):
-            if not self.dropped:
-                self.dropped = True
-                return -1.0
-            return self.path.send(now, nbytes, header)
-
     import simpy
 
     from ttlbsim.link import Link
     env = simpy.Environment()
     link = Link(s.network, np.random.default_rng(1), np.random.default_rng(2))
-    link.up = DropFirst(link.up)
+    link.up = DropFirst(link.up)  # the SYN
     conn = Connection(env, s, link, 0.0)
     done = {}
 
@@ -235,19 +238,9 @@ def test_netem_drops_a_whole_gso_skb(gso, lost_segments):
     s = scenario(rtt="35ms", bandwidth="100Mbit", data="50KiB", initcwnd=20, gso=gso)
     prof = build_profile(s.tls)
 
-    class DropFirstData:
-        def __init__(self, path):
-            self.path, self.done = path, False
-
-        def send(self, now, nbytes, header=0):
-            if not self.done and nbytes > 200:
-                self.done = True
-                return -1.0
-            return self.path.send(now, nbytes, header)
-
     env = simpy.Environment()
     link = Link(s.network, np.random.default_rng(1), np.random.default_rng(2))
-    link.down = DropFirstData(link.down)
+    link.down = DropFirst(link.down, min_bytes=200)  # the first data packet
     conn = Connection(env, s, link, 0.0)
 
     def client():

@@ -56,6 +56,33 @@ class _Waiter:
         self.event: simpy.Event | None = None
 
 
+class _Direction:
+    """One way across the link: hands each segment to this side's netem and, if it survives,
+    schedules its arrival (one simpy timeout per packet; the segment rides as the event's value).
+    LOST, or DROPPED at the queue limit (negative release times), are not delivered: Linux would
+    keep a DROPPED segment unsent and enter CWR, but with the default limit of 1000 packets these
+    flows never reach it, so both count as a loss on the wire. Counts frame bytes (as netem
+    counts them, lost ones included) and Ethernet frames (a GSO packet is several)."""
+
+    __slots__ = ("env", "path", "deliver", "bytes", "frames")
+
+    def __init__(self, env: simpy.Environment, path, deliver) -> None:
+        self.env = env
+        self.path = path
+        self.deliver = deliver
+        self.bytes = 0
+        self.frames = 0
+
+    def carry(self, seg) -> None:
+        self.bytes += seg.frame_bytes
+        self.frames += seg.nseg
+        env = self.env
+        now = env.now
+        release = self.path.send(now, seg.frame_bytes, 0)
+        if release >= 0:
+            env.timeout(release - now if release > now else 0.0, seg).callbacks.append(self.deliver)
+
+
 class Connection:
     """Wires two endpoints to a link inside a simpy Environment."""
 
@@ -69,14 +96,12 @@ class Connection:
         self._received = {"client": 0, "server": 0}
         timers = KernelTimers(tcp.hz, timer_phase)
         self.link = link
-        self.bytes_up = 0    # frame bytes each way, as netem counts them (lost ones included)
-        self.bytes_down = 0
-        self.frames_up = 0   # Ethernet frames each way (a GSO packet is several)
-        self.frames_down = 0
-        self.client = Endpoint(name="client", tcp=tcp, mss=mss, timers=timers, emit=self._carry_up,
+        self.up = _Direction(env, link.up, self._deliver_server)
+        self.down = _Direction(env, link.down, self._deliver_client)
+        self.client = Endpoint(name="client", tcp=tcp, mss=mss, timers=timers, emit=self.up.carry,
                                on_established=lambda now: self._succeed(self.client_established),
                                on_receive=self._client_received)
-        self.server = Endpoint(name="server", tcp=tcp, mss=mss, timers=timers, emit=self._carry_down,
+        self.server = Endpoint(name="server", tcp=tcp, mss=mss, timers=timers, emit=self.down.carry,
                                on_established=lambda now: self._succeed(self.server_established),
                                on_receive=self._server_received)
 
@@ -85,28 +110,6 @@ class Connection:
     def _succeed(event: simpy.Event) -> None:
         if not event.triggered:
             event.succeed()
-
-    # One simpy timeout per packet that survives netem; the segment rides as the event's value.
-    # LOST, or DROPPED at the queue limit (negative release times), are not delivered. Linux
-    # would keep a DROPPED segment unsent and enter CWR; with the default limit of 1000 packets
-    # these flows never reach it, so both count as a loss on the wire.
-    def _carry_up(self, seg) -> None:
-        self.bytes_up += seg.frame_bytes
-        self.frames_up += seg.nseg
-        env = self.env
-        now = env.now
-        release = self.link.up.send(now, seg.frame_bytes, 0)
-        if release >= 0:
-            env.timeout(release - now if release > now else 0.0, seg).callbacks.append(self._deliver_server)
-
-    def _carry_down(self, seg) -> None:
-        self.bytes_down += seg.frame_bytes
-        self.frames_down += seg.nseg
-        env = self.env
-        now = env.now
-        release = self.link.down.send(now, seg.frame_bytes, 0)
-        if release >= 0:
-            env.timeout(release - now if release > now else 0.0, seg).callbacks.append(self._deliver_client)
 
     def _deliver_server(self, ev) -> None:
         self.server.on_segment(self.env.now, ev._value)
@@ -119,14 +122,7 @@ class Connection:
     def _after(self, ep: Endpoint) -> None:
         """Make sure a wake-up is scheduled at the endpoint's earliest timer deadline (a wake-up
         that comes too early — the deadline moved later — finds nothing due and re-arms)."""
-        # Endpoint.timer_deadline(), inlined: this runs after every packet
-        deadline = ep.sender.xmit_timer
-        d = ep.receiver.delack_deadline
-        if d is not None and (deadline is None or d < deadline):
-            deadline = d
-        d = ep.syn_timer
-        if d is not None and (deadline is None or d < deadline):
-            deadline = d
+        deadline = ep.timer_deadline()
         if deadline is None:
             return
         scheduled = ep.wake_at
@@ -268,5 +264,5 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
         ttfb=times["ttfb"], ttlb=times["ttlb"],
         retransmits=c.sender.retransmits + s.sender.retransmits + c.syn_retrans + s.syn_retrans,
         rtos=c.sender.rto_count + s.sender.rto_count, tlps=c.sender.tlp_count + s.sender.tlp_count,
-        packets_up=conn.frames_up, packets_down=conn.frames_down, bytes_up=conn.bytes_up, bytes_down=conn.bytes_down,
+        packets_up=conn.up.frames, packets_down=conn.down.frames, bytes_up=conn.up.bytes, bytes_down=conn.down.bytes,
     )

@@ -68,14 +68,10 @@ class Endpoint:
     # -- emission -----------------------------------------------------------------------------
     def _ack_fields(self) -> tuple:
         """(ack, window, SACK blocks, DSACK?) for the next segment; clears the pending ACK
-        (`tcp_event_ack_sent`). Per-packet hot path: the receiver's common case is inlined."""
+        (`tcp_event_ack_sent`)."""
         r = self.receiver
-        if r.dsack is None and not r.ooo:
-            sack, dsack = (), False
-        else:
-            sack, dsack = r.sack_blocks()
-        wnd = r.rcv_ssthresh if r.rcv_ssthresh < r.window_clamp else r.window_clamp
-        fields = (r.rcv_nxt, wnd, sack, dsack)
+        sack, dsack = r.sack_blocks()
+        fields = (r.rcv_nxt, r.window(), sack, dsack)
         # tcp_event_ack_sent(): one quick-ACK credit used if an ACK was due; delayed ACK off
         if r.ack_pending and r.quick:
             r.quick -= 1
