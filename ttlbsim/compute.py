@@ -1,5 +1,7 @@
 """CPU time of the handshake's cryptographic operations.
 
+"calibrated" (the default): the times, scale and per-flight overhead of a calibrated host profile
+(`ttlbsim.calibration`); operations the profile lacks are measured here and scaled alike.
 "measured": each operation ("kem.encaps:X25519MLKEM768", "sign:mldsa44", ...) is timed once on
 this machine by running the genuine primitive (`ttlbsim.handshake.algorithms.operation`) a few
 times and taking the median; results are cached in-process and in
@@ -67,13 +69,23 @@ def measure_operation(op: str, repeat: int = 7) -> float:
 
 
 def resolve(config: ComputeConfig, ops) -> ComputeConfig:
-    """The same config with "measured" made explicit: each of `ops` measured here, once. Done in
-    the parent before runs are spread over processes or machines, so every worker uses the
-    same numbers (scale and flight overhead kept)."""
-    if config.mode != "measured":
-        return config
-    times = {op: float(measure_operation(op)) for op in ops}
-    return dataclasses.replace(config, mode="explicit", times_s=times)
+    """The same config made explicit for the operations `ops`: "measured" times measured here,
+    once; "calibrated" times, scale and overhead taken from the profile (operations it lacks
+    measured here). Done in the parent before runs are spread over processes or machines, so
+    every worker uses the same numbers. The profile's name stays in `profile` as provenance."""
+    if config.mode == "measured":
+        times = {op: float(measure_operation(op)) for op in ops}
+        return dataclasses.replace(config, mode="explicit", times_s=times, flight_overhead_s=config.overhead_s)
+    if config.mode == "calibrated":
+        from .calibration import load
+
+        cal = load(config.profile)
+        known = cal.times()
+        times = {op: known[op] if op in known else float(measure_operation(op)) for op in ops}
+        overhead = cal.flight_overhead_s if config.flight_overhead_s is None else config.flight_overhead_s
+        return dataclasses.replace(config, mode="explicit", times_s=times, scale=config.scale * cal.compute_scale,
+                                   flight_overhead_s=overhead)
+    return config
 
 
 class ComputeModel:
@@ -81,23 +93,25 @@ class ComputeModel:
 
     def __init__(self, config: ComputeConfig) -> None:
         self.config = config
-        self._explicit = dict(config.times_s)
         self._cache: dict[tuple[str, ...], float] = {}
 
-    def op_time(self, op: str) -> float:
-        mode = self.config.mode
-        if mode == "zero":
+    @staticmethod
+    def _op_time(config: ComputeConfig, op: str) -> float:
+        if config.mode == "zero":
             return 0.0
-        if mode == "explicit":
-            if op in self._explicit:
-                return self._explicit[op]
-            return self._explicit.get(op.split(":", 1)[0], 0.0)
-        return measure_operation(op)
+        times = dict(config.times_s)
+        if op in times:
+            return times[op]
+        return times.get(op.split(":", 1)[0], 0.0)
+
+    def op_time(self, op: str) -> float:
+        """Unscaled seconds of one operation."""
+        return self._op_time(resolve(self.config, (op,)), op)
 
     def flight_time(self, ops: tuple[str, ...]) -> float:
         """Seconds before a side writes a flight that needs `ops`: the scaled crypto time plus
         the host's per-flight overhead."""
         if ops not in self._cache:
-            self._cache[ops] = (self.config.scale * sum(self.op_time(op) for op in ops)
-                                + self.config.flight_overhead_s)
+            c = resolve(self.config, ops)
+            self._cache[ops] = c.scale * sum(self._op_time(c, op) for op in ops) + c.overhead_s
         return self._cache[ops]

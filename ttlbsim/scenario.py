@@ -183,25 +183,31 @@ class Workload:
 
 @dataclass(frozen=True)
 class ComputeConfig:
-    """CPU time of the handshake's cryptographic operations.
+    """CPU time of the handshake's cryptographic operations, and the host's per-flight latency.
 
-    mode "measured": per-operation times measured once on this machine from the genuine
-    primitives (cached); "zero": no compute time; "explicit": `times_s` gives seconds per
-    operation kind ("sign:mldsa44" or "sign" for every algorithm); unlisted operations cost 0.
-    `scale` multiplies every time (to model a slower or faster host).
+    mode "calibrated" (the default): a calibrated host profile (`profile`, default
+    :data:`ttlbsim.calibration.DEFAULT_PROFILE`, the Linux 6.1 guest `ttlbsim emulate` runs in)
+    gives the per-operation crypto times, a scale for them and the per-flight overhead, all fitted
+    or measured against real emulation runs (models/calibration/); results do not depend on the
+    machine that simulates. "measured": per-operation times measured once on this machine from the
+    genuine primitives (cached), no overhead unless given; "zero": no compute time; "explicit":
+    `times_s` gives seconds per operation kind ("sign:mldsa44" or "sign" for every algorithm);
+    unlisted operations cost 0.
+    `scale` multiplies every time (to model a slower or faster host; on top of the profile's).
     `flight_overhead_s` is added before every flight a side writes (handshake flights, the
     request and the response): the application and system-call latency between a flight's last
-    byte arriving and the next write, beyond the cryptography (a host parameter that calibration
-    against real runs fits; 0 by default).
+    byte arriving and the next write, beyond the cryptography. None: the profile's value in
+    "calibrated" mode, 0 otherwise.
     """
 
-    mode: str = "measured"
+    mode: str = "calibrated"
     times_s: tuple[tuple[str, float], ...] = ()
     scale: float = 1.0
-    flight_overhead_s: float = 0.0
+    flight_overhead_s: float | None = None
+    profile: str | None = None
 
     def __post_init__(self) -> None:
-        _set(self, "mode", _choice("compute", self.mode, ("measured", "zero", "explicit")))
+        _set(self, "mode", _choice("compute", self.mode, ("calibrated", "measured", "zero", "explicit")))
         if isinstance(self.times_s, Mapping):
             _set(self, "times_s", tuple(sorted((str(k), float(v)) for k, v in self.times_s.items())))
         for k, v in self.times_s:
@@ -209,9 +215,21 @@ class ComputeConfig:
                 raise InvalidValue(f"compute time of {k}", v, "a duration >= 0")
         if not (self.scale >= 0 and math.isfinite(self.scale)):
             raise InvalidValue("compute_scale", self.scale, "a number >= 0")
-        if not (isinstance(self.flight_overhead_s, (int, float)) and math.isfinite(self.flight_overhead_s)
+        if self.flight_overhead_s is not None and not (
+                isinstance(self.flight_overhead_s, (int, float)) and math.isfinite(self.flight_overhead_s)
                 and self.flight_overhead_s >= 0):
             raise InvalidValue("flight_overhead", self.flight_overhead_s, "a duration >= 0")
+        if self.mode == "calibrated":
+            from .calibration import DEFAULT_PROFILE, load
+
+            if self.profile is None:
+                _set(self, "profile", DEFAULT_PROFILE)
+            load(self.profile)  # a missing or malformed profile fails here, naming it
+
+    @property
+    def overhead_s(self) -> float:
+        """The per-flight overhead in seconds (0 when unset outside "calibrated" mode)."""
+        return self.flight_overhead_s or 0.0
 
 
 @dataclass(frozen=True)
@@ -235,7 +253,9 @@ class Scenario:
         jitter_dist="paretonormal", limit=1000, mtu=1500. TCP: initcwnd, cc, hystart, nodelay,
         hz, min_rto, initial_rto. Workload: data="200KiB", request="100". TLS: every TLSConfig
         field (kex, sig, chain, cert_profile, client_profile, mtls, hrr, resume, compress,
-        tickets, key_shares, chain_bytes="16KB"). Compute: compute="measured"|"zero".
+        tickets, key_shares, chain_bytes="16KB"). Compute: compute="calibrated" (default) |
+        "measured" | "zero", calibration="uml-6.1" | PATH | "none" (= compute "measured"),
+        compute_scale, flight_overhead="1ms".
         """
         tls: dict[str, Any] = {}
         tcp: dict[str, Any] = {}
@@ -266,6 +286,8 @@ class Scenario:
                 tcp[key + "_s"] = parse_duration(value, key)
             elif key == "compute":
                 comp["mode"] = value
+            elif key == "calibration":
+                comp["profile"] = str(value)
             elif key == "compute_scale":
                 try:
                     comp["scale"] = float(value)
@@ -280,6 +302,11 @@ class Scenario:
             else:
                 raise InvalidValue("option", key, "a scenario option (kex, sig, chain, rtt, bandwidth, loss, jitter, "
                                    "jitter_dist, initcwnd, cc, mtu, limit, data, request, ...)")
+        if str(comp.get("profile", "")).lower() == "none":
+            # no calibrated host: the crypto measured on this machine, no host latency
+            del comp["profile"]
+            if comp.get("mode", "calibrated") == "calibrated":
+                comp["mode"] = "measured"
         try:
             return cls(tls=TLSConfig(**tls), network=NetworkConfig(**net), tcp=TCPConfig(**tcp),
                        workload=Workload(**work), compute=ComputeConfig(**comp))
@@ -306,7 +333,9 @@ class Scenario:
                     limit=n.limit, mtu=n.mtu, data=str(self.workload.data_bytes),
                     request=str(self.workload.request_bytes), compute=self.compute.mode,
                     compute_scale=self.compute.scale,
-                    flight_overhead=f"{self.compute.flight_overhead_s!r}s")
+                    flight_overhead=None if self.compute.flight_overhead_s is None
+                    else f"{self.compute.flight_overhead_s!r}s",
+                    calibration=self.compute.profile)
         return opts
 
     def to_dict(self) -> dict[str, Any]:

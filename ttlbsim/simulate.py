@@ -65,7 +65,7 @@ def simulate(scenario: Scenario, runs: int = 1000, seed: int = 0, *, workers: in
         raise InvalidValue("workers", workers, "a whole number >= 1")
     profile = profile or handshake_profile(scenario)
     requested = scenario
-    if scenario.compute.mode == "measured":
+    if scenario.compute.mode in ("measured", "calibrated"):
         # measure once here, so every worker process uses the same numbers
         scenario = dataclasses.replace(scenario, compute=resolve(scenario.compute, profile.all_ops))
     deterministic = is_deterministic(scenario)
@@ -81,7 +81,13 @@ def simulate(scenario: Scenario, runs: int = 1000, seed: int = 0, *, workers: in
                                   bounds[:-1].tolist(), bounds[1:].tolist()))
         cols = {f: np.concatenate([p[f] for p in parts]) for f in _FIELDS}
     provenance = {"ttlbsim": __version__, "handshake": {f"{f.sender}{i}": f.bytes for i, f in enumerate(profile.flights)},
-                  "deterministic": deterministic, "compute_s": dict(scenario.compute.times_s)}
+                  "deterministic": deterministic, "compute_s": dict(scenario.compute.times_s),
+                  "compute_scale": scenario.compute.scale, "flight_overhead_s": scenario.compute.overhead_s}
+    if requested.compute.mode == "calibrated":
+        from .calibration import load
+
+        cal = load(requested.compute.profile)
+        provenance["calibration"] = {"profile": cal.name, "sha256": cal.sha256}
     return Result(scenario=requested, seed=int(seed), arrays=_to_arrays(cols), provenance=provenance)
 
 

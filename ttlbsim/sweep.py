@@ -161,7 +161,7 @@ def prepare(cell: Cell) -> tuple[Scenario, HandshakeProfile, dict[str, float]]:
     scenario = cell.scenario
     profile = handshake_profile(scenario)
     times: dict[str, float] = {}
-    if scenario.compute.mode == "measured":
+    if scenario.compute.mode in ("measured", "calibrated"):
         compute = resolve(scenario.compute, profile.all_ops)
         times = dict(compute.times_s)
         scenario = dataclasses.replace(scenario, compute=compute)

@@ -31,13 +31,19 @@ def add_network_flags(p: argparse.ArgumentParser, *, data_list: bool = False) ->
     else:
         w.add_argument("--data", default="200KiB", help="response size, e.g. 200KiB (default 200KiB)")
     w.add_argument("--request", default="100", help="request size in bytes (default 100)")
-    w.add_argument("--compute", default="measured", help="crypto CPU time: measured (default) | zero")
+    w.add_argument("--compute", default="calibrated",
+                   help="crypto CPU time and host latency: calibrated (default: the calibration profile's) | "
+                        "measured (on this machine, no host latency) | zero")
+    w.add_argument("--calibration", default=None, metavar="PROFILE",
+                   help="calibrated host profile: uml-6.1 (default; fitted against validation/data) | a JSON "
+                        "file | none (= --compute measured)")
 
 
 def network_options(args: argparse.Namespace) -> dict:
     return dict(rtt=args.rtt, bandwidth=args.bandwidth, loss=args.loss, jitter=args.jitter,
                 jitter_dist=args.jitter_dist, limit=args.limit, mtu=args.mtu, initcwnd=args.initcwnd,
-                cc=args.cc, hystart=not args.no_hystart, hz=args.hz, gso=not args.no_gso, request=args.request, compute=args.compute)
+                cc=args.cc, hystart=not args.no_hystart, hz=args.hz, gso=not args.no_gso, request=args.request, compute=args.compute,
+                calibration=args.calibration)
 
 
 def add_run_flags(p: argparse.ArgumentParser, runs: int = 1000) -> None:
