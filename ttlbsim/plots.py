@@ -159,11 +159,14 @@ def _bars(ax, exp, rows, emu) -> None:
 def _lines(ax, exp, rows, emu) -> None:
     em = emulation_slowdown(emu, exp.baseline, exp.percentiles, "ttlb_ms", by_size=True) if emu else []
     sides = [s for s in exp.sides if s != exp.baseline]
+    markers, styles = "os^vD", ("-", ":", "-.", (0, (5, 1)), (0, (1, 3)))
     for j, p in enumerate(exp.percentiles):
-        for side in sides:
+        for k, side in enumerate(sides):
             pts = sorted((r["data_kib"], r["slowdown_pct"]) for r in rows if r["percentile"] == p and r["side"] == side)
             label = f"p{p}" + (f" {side}" if len(sides) > 1 else "")
-            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", ms=4, color=f"C{j}", label=label)
+            # sides apart by marker and line style (lossless percentiles coincide, so lines overlap)
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker=markers[k % 5], ms=4, ls=styles[k % 5],
+                    color=f"C{j}", label=label)
             if em:
                 ep = sorted((r["data_kib"], r["slowdown_pct"]) for r in em if r["percentile"] == p and r["side"] == side)
                 ax.plot([x for x, _ in ep], [y for _, y in ep], ls="--", marker="o", mfc="none", ms=4,

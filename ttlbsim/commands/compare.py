@@ -9,7 +9,7 @@ from ..units import format_size, parse_size_list
 from .netflags import add_network_flags, add_run_flags, network_options
 
 STUDY_CLASSICAL = "kex=x25519,sig=rsa2048"
-STUDY_PQ = "kex=X25519MLKEM768,sig=mldsa44"
+STUDY_PQ = "kex=X25519MLKEM768,sig=mldsa65"
 
 
 def add_parser(sub) -> None:
