@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ def handshake(kex: str, chain_pem: bytes, key_pem: bytes, *, client_chain: tuple
         client_ctx.use_certificate_chain_file(str(d / "cchain.pem"))
         client_ctx.use_privatekey_file(str(d / "ckey.pem"))
         server_ctx.set_verify(SSL.VERIFY_PEER, lambda *a: True)
+    shutil.rmtree(d, ignore_errors=True)  # OpenSSL has read the files into the contexts
     server = SSL.Connection(server_ctx, None)
     server.set_accept_state()
     client = SSL.Connection(client_ctx, None)

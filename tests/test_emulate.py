@@ -154,3 +154,15 @@ def test_smoke_emulation_matches_the_simulator():
     for metric in ("ttfb_ms", "ttlb_ms"):
         emu, sim = e.percentiles(metric)["p50"], s.percentiles(metric)["p50"]
         assert abs(emu / sim - 1) < 0.05, (metric, emu, sim)
+
+
+def test_gap_between_connections_default_and_bad_value():
+    from ttlbsim.emulate import default_gap_s
+
+    lossless = Scenario.build(rtt="200ms", bandwidth="1Mbit")
+    lossy = lossless.replace(loss="1%")
+    assert default_gap_s(lossless) == pytest.approx(0.6)
+    assert default_gap_s(lossy) == pytest.approx(1.6)
+    p = subprocess.run([sys.executable, "-m", "ttlbsim", "emulate", "--gap", "-1s", "--runs", "1"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "gap" in p.stderr and p.stderr.count("\n") == 1

@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
     p.add_argument("--warmup", type=int, default=2, help="unmeasured connections first (default 2)")
     p.add_argument("--backend", default="auto", choices=("auto", "native", "uml"),
                    help="native (root + netem on this kernel) | uml (user-mode-linux guest) | auto (default)")
+    p.add_argument("--gap", default=None, metavar="DURATION",
+                   help="idle time between connections, e.g. 500ms (default: 0.2 s + 2 RTT, + 1 s under loss, so "
+                        "a connection's stragglers have left netem's queues before the next SYN; 0 = back to back)")
     p.add_argument("--out", default=None, help="keep the raw per-connection rows: FILE.jsonl or FILE.csv")
     p.add_argument("--json", action="store_true", help="print JSON (the simulate schema, source 'emulator')")
     p.set_defaults(run=run)
@@ -37,11 +40,15 @@ def run(args) -> int:
         raise InvalidValue("--warmup", args.warmup, "a whole number >= 0")
     if args.no_gso:
         raise InvalidValue("--no-gso", True, "no such switch for a real kernel: Linux TCP always builds GSO skbs")
+    from ..units import parse_duration
+
+    gap = None if args.gap is None else parse_duration(args.gap, "--gap")
     opts = handshake_options(args)
     opts["client_profile"] = "openssl"  # the emulator's client is OpenSSL's
     scenario = Scenario.build(**opts, **network_options(args), data=args.data)
     try:
-        result = emulate(scenario, runs=args.runs, backend=args.backend, warmup=args.warmup, out=args.out)
+        result = emulate(scenario, runs=args.runs, backend=args.backend, warmup=args.warmup, out=args.out,
+                         gap_s=gap)
     except RuntimeError as exc:
         sys.stderr.write(f"ttlbsim emulate: error: {exc}\n")
         return 1

@@ -108,22 +108,36 @@ def _versions() -> dict:
     return {"openssl": SSL.SSLeay_version(SSL.SSLEAY_VERSION).decode(), "cryptography": cryptography.__version__}
 
 
+def default_gap_s(scenario: Scenario) -> float:
+    """Seconds the client waits between connections so that one connection's stragglers (the
+    server's tail retransmissions, FIN exchange, RSTs to a closed socket) have left netem's queues
+    before the next SYN: the simulator's connections are independent, and at 1 Mbit/s a
+    retransmitted segment occupies the link for 12 ms. 0.2 s + 2 RTT, plus 1 s under loss (a lost
+    FIN is retransmitted after an RTO of >= 200 ms, backed off)."""
+    n = scenario.network
+    return 0.2 + 2 * (n.rtt_s + 2 * n.jitter_s) + (1.0 if n.loss > 0 else 0.0)
+
+
 def emulate(scenario: Scenario, runs: int = 20, *, backend: str = "auto", warmup: int = 2,
             out: str | Path | None = None, progress: TextIO | Callable[[str], None] | None = sys.stderr,
-            workdir: str | Path | None = None, pcap: str | Path | None = None) -> Result:
+            workdir: str | Path | None = None, pcap: str | Path | None = None, gap_s: float | None = None) -> Result:
     """Run `runs` real connections (after `warmup` unmeasured ones) of `scenario`.
 
     Raises `BackendUnavailable` when neither backend works, `RuntimeError` when the emulation
     fails (the message says why). Namespaces, guest and processes are gone when it returns or
     raises (also on KeyboardInterrupt). `workdir`: keep the spec, credentials, rows, testbed
     description and clean-up report there (default: a temporary directory, removed). `pcap`:
-    tcpdump at the server's veth into this file (needs tcpdump where the harness runs)."""
+    tcpdump at the server's veth into this file (needs tcpdump where the harness runs). `gap_s`:
+    idle seconds between connections (default :func:`default_gap_s`; 0 = back to back)."""
     from .. import __version__
     from .endpoints import write_credentials
 
     if runs < 1:
         raise InvalidValue("runs", runs, "a whole number >= 1")
+    if gap_s is not None and not (isinstance(gap_s, (int, float)) and 0 <= gap_s < 3600):
+        raise InvalidValue("gap", gap_s, "a duration >= 0")
     scenario = emulation_scenario(scenario)
+    gap = default_gap_s(scenario) if gap_s is None else float(gap_s)
     name = backends.choose(backend)
     if callable(progress):
         say = progress
@@ -149,11 +163,12 @@ def emulate(scenario: Scenario, runs: int = 20, *, backend: str = "auto", warmup
     try:
         files = write_credentials(_spec(scenario, 1, 0, {}, tag)["tls"], work)
         spec = _spec(scenario, runs, warmup, files, tag)
+        spec["gap_s"] = gap
         if pcap is not None:
             spec["pcap"] = str(Path(pcap).resolve())
         spec_path, rows_path = work / "spec.json", work / "rows.jsonl"
         spec_path.write_text(json.dumps(spec, indent=1))
-        budget = 120 + (runs + warmup) * spec["timeout_s"]
+        budget = 120 + (runs + warmup) * (spec["timeout_s"] + gap)
         status = backends.runner(name)(spec_path, rows_path, say, budget)
         rows = [json.loads(x) for x in rows_path.read_text().splitlines()] if rows_path.exists() else []
         err = work / "rows.error"
@@ -170,7 +185,7 @@ def emulate(scenario: Scenario, runs: int = 20, *, backend: str = "auto", warmup
         testbed = json.loads((work / "rows.testbed.json").read_text()) if (work / "rows.testbed.json").exists() else {}
         provenance = {"ttlbsim": __version__, "backend": name, **_versions(),
                       "kernel": _kernel(name), "warmup": warmup, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-                      "seconds": round(time.time() - started, 1), "tickets_sent": rows[0].get("tickets_sent"),
+                      "seconds": round(time.time() - started, 1), "gap_s": gap, "tickets_sent": rows[0].get("tickets_sent"),
                       "negotiated": {"group": rows[0]["server"].get("group"), "cipher": rows[0]["server"].get("cipher")},
                       "testbed": testbed}
         return Result(scenario=scenario, seed=0, arrays=_arrays(rows), source="emulator", provenance=provenance)
