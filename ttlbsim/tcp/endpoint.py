@@ -56,7 +56,7 @@ class Endpoint:
                                             jiffy_phase_s=timers.phase_s)
         self.receiver = Receiver(advmss=mss, autotune=tcp.rcv_autotune)
         self.sender = Sender(mss=mss, cc=self.cc, rtt=self.rtt, timers=timers, nodelay=tcp.nodelay, gso=tcp.gso,
-                             make_segment=self._data_segment, emit=self._emit, on_data_sent=self.receiver.on_data_sent)
+                             make_segment=self._segment, emit=self._emit, on_data_sent=self.receiver.on_data_sent)
         self.syn_timer: float | None = None
         self.syn_timeout = tcp.initial_rto_s
         self.syn_sent_at = 0.0
@@ -66,12 +66,18 @@ class Endpoint:
         self.wake_at: float | None = None  # the driver's scheduled wake-up (session.Connection)
 
     # -- emission -----------------------------------------------------------------------------
-    def _ack_fields(self) -> tuple:
-        """(ack, window, SACK blocks, DSACK?) for the next segment; clears the pending ACK
-        (`tcp_event_ack_sent`)."""
+    def _segment(self, seq: int, end: int, now: float) -> Segment:
+        """A segment of payload [seq, end) with this side's ACK fields (ack, window, SACK
+        blocks, DSACK?, timestamps); clears the pending ACK (`tcp_event_ack_sent`). Runs for
+        every packet: the receiver's no-SACK case and its window are read in place."""
         r = self.receiver
-        sack, dsack = r.sack_blocks()
-        fields = (r.rcv_nxt, r.window(), sack, dsack)
+        if r.dsack is None and not r.ooo:
+            sack, dsack = (), False
+        else:
+            sack, dsack = r.sack_blocks()
+        wnd = r.rcv_ssthresh if r.rcv_ssthresh < r.window_clamp else r.window_clamp  # r.window()
+        seg = Segment(ACK, seq, end, r.rcv_nxt, wnd, sack, dsack, int(now * 1000.0) / 1000.0 or 1e-3,  # _ts(now)
+                      r.ts_recent)
         # tcp_event_ack_sent(): one quick-ACK credit used if an ACK was due; delayed ACK off
         if r.ack_pending and r.quick:
             r.quick -= 1
@@ -80,16 +86,11 @@ class Endpoint:
         r.dsack = None
         r.delack_deadline = None
         r.rcv_wup = r.rcv_nxt
-        return fields
-
-    def _data_segment(self, seq: int, end: int, now: float) -> Segment:
-        ack, wnd, sack, dsack = self._ack_fields()
-        return Segment(ACK, seq, end, ack, wnd, sack, dsack, _ts(now), self.receiver.ts_recent)
+        return seg
 
     def send_ack(self, now: float) -> None:
-        ack, wnd, sack, dsack = self._ack_fields()
         seq = self.sender.snd_nxt
-        self._emit(Segment(ACK, seq, seq, ack, wnd, sack, dsack, _ts(now), self.receiver.ts_recent))
+        self._emit(self._segment(seq, seq, now))
 
     def _send_syn(self, now: float) -> None:
         self.syn_ts = _ts(now)
