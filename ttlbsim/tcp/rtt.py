@@ -67,34 +67,41 @@ class RttEstimator:
         never retransmitted segment; else the SACK or timestamp RTT), `ca_rtt_s` the RTT of
         the most recently sent newly delivered segment (for min_rtt; default `rtt_s`).
         `snd_una`/`snd_nxt` are the sender's after this ACK (per-window rttvar decay).
-        Updates min_rtt, srtt/mdev/rttvar and the RTO.
+        Updates min_rtt, srtt/mdev/rttvar and the RTO (`tcp_set_rto()`, as :meth:`set_rto`;
+        called once per ACK, so the estimator and RTO steps are written out here).
         """
-        m = max(0, round(rtt_s * 1e6))
-        ca = m if ca_rtt_s is None else max(0, round(ca_rtt_s * 1e6))
+        m = round(rtt_s * 1e6)
+        if m < 0:
+            m = 0
+        if ca_rtt_s is None:
+            ca = m
+        else:
+            ca = round(ca_rtt_s * 1e6)
+            if ca < 0:
+                ca = 0
         # tcp_update_rtt_min(): rtt_us ? : jiffies_to_usecs(1)
-        ca = ca or jiffies_to_usecs(1, self.hz)
+        if not ca:
+            ca = jiffies_to_usecs(1, self.hz)
         if self.min_rtt_us is None or ca < self.min_rtt_us:
             self.min_rtt_us = ca
-        self._estimate(m, snd_una, snd_nxt)
-        self.set_rto()
-
-    def _estimate(self, m: int, snd_una: int, snd_nxt: int) -> None:
-        """`tcp_rtt_estimator()`, integer µs."""
+        # tcp_rtt_estimator(), integer µs
         srtt = self.srtt_us
         if srtt != 0:
+            mdev = self.mdev_us
             m -= srtt >> 3                    # error against the current srtt
             srtt += m                         # srtt = 7/8 srtt + 1/8 sample
             if m < 0:
-                m = -m - (self.mdev_us >> 2)
+                m = -m - (mdev >> 2)
                 if m > 0:
                     m >>= 3                   # sample below srtt: gain 1/32, not 1/4
             else:
-                m -= self.mdev_us >> 2
-            self.mdev_us += m                 # mdev = 3/4 mdev + 1/4 |err|
-            if self.mdev_us > self.mdev_max_us:
-                self.mdev_max_us = self.mdev_us
-                if self.mdev_max_us > self.rttvar_us:
-                    self.rttvar_us = self.mdev_max_us
+                m -= mdev >> 2
+            mdev += m                         # mdev = 3/4 mdev + 1/4 |err|
+            self.mdev_us = mdev
+            if mdev > self.mdev_max_us:
+                self.mdev_max_us = mdev
+                if mdev > self.rttvar_us:
+                    self.rttvar_us = mdev
             if snd_una > self.rtt_seq:        # after(snd_una, rtt_seq): a window has passed
                 if self.mdev_max_us < self.rttvar_us:
                     self.rttvar_us -= (self.rttvar_us - self.mdev_max_us) >> 2
@@ -103,10 +110,15 @@ class RttEstimator:
         else:
             srtt = m << 3                     # first sample
             self.mdev_us = m << 1             # rto = 3 * rtt
-            self.rttvar_us = max(self.mdev_us, self.rto_min_us)
+            self.rttvar_us = self.mdev_us if self.mdev_us > self.rto_min_us else self.rto_min_us
             self.mdev_max_us = self.rttvar_us
             self.rtt_seq = snd_nxt
-        self.srtt_us = max(1, srtt)
+        if srtt < 1:
+            srtt = 1
+        self.srtt_us = srtt
+        # tcp_set_rto(): usecs_to_jiffies(srtt + rttvar), capped at TCP_RTO_MAX
+        rto = -((-((srtt >> 3) + self.rttvar_us) * self.hz) // 1_000_000)
+        self.rto_jiffies = rto if rto < self.rto_max_jiffies else self.rto_max_jiffies
 
     # -- RTO -------------------------------------------------------------------------------
     def set_rto(self) -> None:
