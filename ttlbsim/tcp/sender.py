@@ -217,25 +217,31 @@ class Sender:
         GSO skbs of up to `tso_segs()` segments."""
         sent_new = False
         cc = self.cc
+        cwnd = cc.cwnd  # (nothing below changes cwnd)
         q = self.queue
         mss = self.mss
-        tso = self.tso_segs() if self.gso else 1
+        # tso_segs() is worked out at the first packet that may hold more than one segment
+        # (quota > 1): nothing it depends on has changed by then, as nothing was sent yet
+        tso = 0
         # tcp_xmit_retransmit_queue, from the retransmit hint (the first segment that may be
         # lost and not yet retransmitted; retransmit_skb_hint in Linux)
         if self.lost_out:
             i = self.rtx_hint if self.rtx_hint > self.una_idx else self.una_idx
             stop = self.send_idx
             while i < stop:
-                quota = cc.cwnd - (self.packets_out - self.sacked_out - self.lost_out + self.retrans_out)
+                quota = cwnd - (self.packets_out - self.sacked_out - self.lost_out + self.retrans_out)
                 if quota <= 0:
                     break
                 skb = q[i]
                 if skb.lost and not skb.retrans and not skb.sacked:
                     j = i + 1
-                    limit = tso if tso < quota else quota
-                    while (j < stop and j - i < limit and q[j - 1].end - q[j - 1].seq == mss
-                           and q[j].lost and not q[j].retrans and not q[j].sacked):
-                        j += 1
+                    if quota > 1:
+                        if not tso:
+                            tso = self.tso_segs()
+                        limit = tso if tso < quota else quota
+                        while (j < stop and j - i < limit and q[j - 1].end - q[j - 1].seq == mss
+                               and q[j].lost and not q[j].retrans and not q[j].sacked):
+                            j += 1
                     for k in range(i, j):
                         q[k].retrans = True
                     self.retrans_out += j - i
@@ -248,57 +254,62 @@ class Sender:
                 else:
                     i += 1
             self.rtx_hint = i
-        # tcp_write_xmit
+        # tcp_write_xmit (sacked_out, lost_out, retrans_out and the window are fixed here)
         cwnd_limited = False
         nq = len(q)
-        while self.send_idx < nq:
-            in_flight = self.packets_out - self.sacked_out - self.lost_out + self.retrans_out
-            quota = cc.cwnd - in_flight
-            if quota <= 0:
-                cwnd_limited = True
-                break
-            i = self.send_idx
+        send_idx = self.send_idx
+        packets_out = self.packets_out
+        if send_idx < nq:
+            not_out = self.sacked_out + self.lost_out - self.retrans_out
             right = self.snd_una + self.snd_wnd
-            if q[i].end > right:
-                break
-            j = i + 1
-            limit = tso if tso < quota else quota
-            while j < nq and j - i < limit and q[j - 1].end - q[j - 1].seq == mss and q[j].end <= right:
-                j += 1
-            last = q[j - 1]
-            if last.end - last.seq < mss:
-                if not self.nodelay and j == nq and self.snd_sml > self.snd_una:
-                    # Minshall's Nagle: an earlier short segment is still unacknowledged
-                    j -= 1
-                    if j == i:
-                        break
-                else:
-                    self.snd_sml = last.end
-            if in_flight == 0:
-                cc.on_tx_start(now=now, last_send=self.lsndtime)  # CA_EVENT_TX_START
-            self.send_idx = j
-            self.packets_out += j - i
-            self.snd_nxt = q[j - 1].end
-            self._transmit(now, i, j, False)
-            sent_new = True
-        if self.packets_out - self.sacked_out - self.lost_out + self.retrans_out >= cc.cwnd:
+            while send_idx < nq:
+                in_flight = packets_out - not_out
+                quota = cwnd - in_flight
+                if quota <= 0:
+                    cwnd_limited = True
+                    break
+                i = send_idx
+                if q[i].end > right:
+                    break
+                j = i + 1
+                if quota > 1:
+                    if not tso:
+                        tso = self.tso_segs()
+                    limit = tso if tso < quota else quota
+                    while j < nq and j - i < limit and q[j - 1].end - q[j - 1].seq == mss and q[j].end <= right:
+                        j += 1
+                last = q[j - 1]
+                if last.end - last.seq < mss:
+                    if not self.nodelay and j == nq and self.snd_sml > self.snd_una:
+                        # Minshall's Nagle: an earlier short segment is still unacknowledged
+                        j -= 1
+                        if j == i:
+                            break
+                        last = q[j - 1]
+                    else:
+                        self.snd_sml = last.end
+                if in_flight == 0:
+                    cc.on_tx_start(now=now, last_send=self.lsndtime)  # CA_EVENT_TX_START
+                self.send_idx = send_idx = j
+                self.packets_out = packets_out = packets_out + j - i
+                self.snd_nxt = last.end
+                self._transmit(now, i, j, False)
+                sent_new = True
+        if packets_out - self.sacked_out - self.lost_out + self.retrans_out >= cwnd:
             cwnd_limited = True
         if sent_new or cwnd_limited:
-            self._cwnd_validate(cwnd_limited)
+            # tcp_cwnd_validate: remember the strongest evidence of cwnd use in this window
+            if (self.snd_una >= self.cwnd_usage_seq or cwnd_limited
+                    or (not self.is_cwnd_limited_flag and packets_out > self.max_packets_out)):
+                self.is_cwnd_limited_flag = cwnd_limited
+                self.max_packets_out = packets_out
+                self.cwnd_usage_seq = self.snd_nxt
         if sent_new:
             # tcp_event_new_data_sent → tcp_rearm_rto when nothing was out or a TLP was pending;
-            # then tcp_schedule_loss_probe
-            if self.xmit_timer is None or self.xmit_kind == "tlp":
+            # then tcp_schedule_loss_probe. In Open/CWR the probe replaces that RTO at once (and
+            # does not depend on it), so it is armed first and the RTO only when no probe was.
+            if not self._schedule_loss_probe(now) and (self.xmit_timer is None or self.xmit_kind == "tlp"):
                 self._rearm_rto(now)
-            self._schedule_loss_probe(now)
-
-    def _cwnd_validate(self, is_cwnd_limited: bool) -> None:
-        """`tcp_cwnd_validate`: remember the strongest evidence of cwnd use in this window."""
-        if (self.snd_una >= self.cwnd_usage_seq or is_cwnd_limited
-                or (not self.is_cwnd_limited_flag and self.packets_out > self.max_packets_out)):
-            self.is_cwnd_limited_flag = is_cwnd_limited
-            self.max_packets_out = self.packets_out
-            self.cwnd_usage_seq = self.snd_nxt
 
     # -- timers ---------------------------------------------------------------------------------
     def _arm(self, kind: str, now: float, delay: float) -> None:
@@ -323,14 +334,19 @@ class Sender:
         """`tcp_schedule_loss_probe` (tcp_early_retrans = 3): in Open or CWR with data out, a
         probe after 2·srtt (+200 ms with one segment out, else +2 jiffies), never later than the
         RTO — a full RTO from now when called for an ACK (`advancing_rto`), else the head's."""
-        if self.packets_out == 0 or (self.state != OPEN and self.state != CWR):
+        packets_out = self.packets_out
+        if packets_out == 0 or (self.state != OPEN and self.state != CWR):
             return False
-        srtt = self.rtt.srtt_s
-        jiffy = 1.0 / self.timers.hz
+        rtt = self.rtt
+        srtt_us = rtt.srtt_us
+        srtt = (srtt_us >> 3) * 1e-6 if srtt_us else None  # rtt.srtt_s
         if srtt:
-            timeout = 2 * srtt + (self.rtt.rto_min_us * 1e-6 if self.packets_out == 1 else K_TLP_MIN_TIMEOUT_JIFFIES * jiffy)
+            if packets_out == 1:
+                timeout = 2 * srtt + rtt.rto_min_us * 1e-6
+            else:
+                timeout = 2 * srtt + K_TLP_MIN_TIMEOUT_JIFFIES * (1.0 / self.timers.hz)
         else:
-            timeout = self.rtt.rto_s
+            timeout = rtt.rto_s
         if advancing_rto:
             rto_delta = self.rto_s
         else:
@@ -338,7 +354,8 @@ class Sender:
         if rto_delta > 0:
             if rto_delta < timeout:
                 timeout = rto_delta
-        self._arm("tlp", now, timeout)
+        self.xmit_kind = "tlp"  # _arm("tlp", now, timeout)
+        self.xmit_timer = self.timers.expiry(now, timeout)
         return True
 
     def on_timer(self, now: float) -> None:
@@ -470,17 +487,6 @@ class Sender:
             self._arm("reo", now, timeout + K_RACK_REO_TIMEOUT_EXTRA)
             self.reo_armed = True
 
-    def _rack_advance(self, skb: Skb, now: float) -> None:
-        """`tcp_rack_advance`: remember the most recently sent delivered segment."""
-        rtt = now - skb.xmit_time
-        if skb.tx > 1 and self.rtt.min_rtt_s and rtt < self.rtt.min_rtt_s:
-            return  # ambiguous: may be the ACK of the original transmission
-        self.rack_rtt = rtt
-        if skb.xmit_time > self.rack_mstamp or (skb.xmit_time == self.rack_mstamp and skb.end > self.rack_end_seq):
-            self.rack_mstamp = skb.xmit_time
-            self.rack_end_seq = skb.end
-        self.rack_advanced = True
-
     # -- recovery -------------------------------------------------------------------------------
     def _enter_recovery(self, now: float) -> None:
         """`tcp_enter_recovery` + `tcp_init_cwnd_reduction`."""
@@ -537,11 +543,15 @@ class Sender:
         prior_una = self.snd_una
         q = self.queue
         delivered = 0
-        self.rack_advanced = False
         self.reo_armed = False
         sack_rtt_first = sack_rtt_last = -1.0
         reordered = False
-        rack_advance = self._rack_advance
+        # RACK state, advanced for every newly delivered segment in both loops below
+        # (`tcp_rack_advance`: remember the most recently sent delivered segment)
+        rack_rtt = self.rack_rtt
+        rack_mstamp = self.rack_mstamp
+        rack_end_seq = self.rack_end_seq
+        rack_advanced = False
         # 1. SACK scoreboard
         if seg.sack:
             blocks = seg.sack[1:] if seg.dsack else seg.sack
@@ -572,8 +582,8 @@ class Sender:
                         skb.retrans = False
                         self.retrans_out -= 1
                     delivered += 1
+                    t = skb.xmit_time
                     if skb.tx == 1:
-                        t = skb.xmit_time
                         if sack_rtt_first < 0 or t < sack_rtt_first:
                             sack_rtt_first = t
                         if t > sack_rtt_last:
@@ -582,14 +592,24 @@ class Sender:
                             reordered = True
                     if skb.end > self.highest_sacked_end:
                         self.highest_sacked_end = skb.end
-                    rack_advance(skb, now)
+                    # tcp_rack_advance
+                    rtt = now - t
+                    if skb.tx > 1:
+                        min_rtt_s = self.rtt.min_rtt_s
+                        if min_rtt_s and rtt < min_rtt_s:
+                            continue  # ambiguous: may be the ACK of the original transmission
+                    rack_rtt = rtt
+                    if t > rack_mstamp or (t == rack_mstamp and skb.end > rack_end_seq):
+                        rack_mstamp = t
+                        rack_end_seq = skb.end
+                    rack_advanced = True
             self.sack_cache = new_cache
         # 2. cumulative ACK
         first_ackt = last_ackt = -1.0
         retrans_acked = False
         una_advanced = ack > prior_una
         if una_advanced:
-            i = self.una_idx
+            i = una_idx = self.una_idx
             send_idx = self.send_idx
             highest_sacked = self.highest_sacked_end
             acked_sacked = acked_lost = acked_retrans = 0
@@ -597,25 +617,41 @@ class Sender:
                 skb = q[i]
                 if skb.end > ack:
                     break
+                i += 1
                 if skb.sacked:
                     acked_sacked += 1
-                else:
-                    delivered += 1
+                    continue
+                delivered += 1
+                t = skb.xmit_time
+                if skb.tx > 1:
+                    retrans_acked = True  # FLAG_RETRANS_DATA_ACKED: Karn, no seq RTT
                     if skb.lost:
                         acked_lost += 1
                     if skb.retrans:
                         acked_retrans += 1
-                    if skb.tx > 1:
-                        retrans_acked = True  # FLAG_RETRANS_DATA_ACKED: Karn, no seq RTT
-                    else:
-                        if first_ackt < 0:
-                            first_ackt = skb.xmit_time
-                        last_ackt = skb.xmit_time
-                        if skb.end < highest_sacked and not skb.lost:
-                            reordered = True  # delivered in order behind a later SACKed one
-                    rack_advance(skb, now)
-                i += 1
-            self.packets_out -= i - self.una_idx
+                    # tcp_rack_advance
+                    rtt = now - t
+                    min_rtt_s = self.rtt.min_rtt_s
+                    if min_rtt_s and rtt < min_rtt_s:
+                        continue  # ambiguous: may be the ACK of the original transmission
+                else:
+                    if skb.lost:
+                        acked_lost += 1
+                    elif skb.end < highest_sacked:
+                        reordered = True  # delivered in order behind a later SACKed one
+                    if skb.retrans:
+                        acked_retrans += 1
+                    if first_ackt < 0:
+                        first_ackt = t
+                    last_ackt = t
+                    # tcp_rack_advance
+                    rtt = now - t
+                rack_rtt = rtt
+                if t > rack_mstamp or (t == rack_mstamp and skb.end > rack_end_seq):
+                    rack_mstamp = t
+                    rack_end_seq = skb.end
+                rack_advanced = True
+            self.packets_out -= i - una_idx
             self.sacked_out -= acked_sacked
             self.lost_out -= acked_lost
             self.retrans_out -= acked_retrans
@@ -626,6 +662,10 @@ class Sender:
                 self.send_idx -= i
                 self.rtx_hint = max(self.rtx_hint - i, 0)
                 self.una_idx = 0
+        self.rack_rtt = rack_rtt
+        self.rack_mstamp = rack_mstamp
+        self.rack_end_seq = rack_end_seq
+        self.rack_advanced = rack_advanced
         if reordered:
             self.reord_seen += 1
         # RTT samples (tcp_clean_rtx_queue / tcp_ack_update_rtt)
@@ -653,22 +693,22 @@ class Sender:
                 self._tlp_repaired_loss(now)
             elif not una_advanced and not seg.sack and seg.end == seg.seq:
                 self.tlp_high_seq = 0     # pure dupACK: no loss
-        # congestion control sees the ACK (pkts_acked: HyStart)
-        may_raise = una_advanced
         # 4. loss detection and state machine
         lost_before = self.lost_out
-        if self.rack_advanced and (self.sacked_out or self.state != OPEN):
+        state = self.state
+        if rack_advanced and (self.sacked_out or state != OPEN):
             self._rack_detect_loss(now)
         newly_lost = self.lost_out - lost_before
-        if self.state in (RECOVERY, CWR, LOSS) and self.snd_una >= self.high_seq:
-            if self.state in (RECOVERY, CWR):
+        if state >= CWR and self.snd_una >= self.high_seq:  # CWR, Recovery or Loss ends
+            if state != LOSS:
                 cc.cwnd = max(cc.ssthresh, 1) if cc.ssthresh < 0x7FFFFFFF else cc.cwnd
-            self.state = OPEN
-        if self.state in (OPEN, DISORDER):
+            self.state = state = OPEN
+        if state <= DISORDER:
             if self.lost_out:
                 self._enter_recovery(now)
+                state = RECOVERY
             else:
-                self.state = DISORDER if self.sacked_out else OPEN
+                self.state = state = DISORDER if self.sacked_out else OPEN
         # 5. timers (`tcp_set_xmit_timer` when data was acked), before transmitting as in Linux
         if una_advanced:
             if self.packets_out == 0:
@@ -679,11 +719,18 @@ class Sender:
         elif self.xmit_timer is None and self.packets_out:
             self._rearm_rto(now)
         # 6. cwnd (`tcp_cong_control`): PRR while reducing, else slow start / avoidance
-        in_reduction = self.state in (RECOVERY, CWR)
+        in_reduction = state == RECOVERY or state == CWR
         if delivered or ca_rtt > 0:
+            # cwnd_limited(): tcp_is_cwnd_limited
+            if self.is_cwnd_limited_flag:
+                cwnd_limited = True
+            elif cc.cwnd < cc.ssthresh:
+                cwnd_limited = cc.cwnd < 2 * self.max_packets_out
+            else:
+                cwnd_limited = False
             cc.on_ack(now=now, acked=delivered, rtt_sample=ca_rtt if ca_rtt > 0 else None,
-                      snd_una=self.snd_una, snd_nxt=self.snd_nxt, cwnd_limited=self.cwnd_limited(),
-                      may_raise=may_raise and not in_reduction and delivered > 0)
+                      snd_una=self.snd_una, snd_nxt=self.snd_nxt, cwnd_limited=cwnd_limited,
+                      may_raise=una_advanced and not in_reduction and delivered > 0)
         if in_reduction and (delivered > 0 or self.prr_out == 0):
             self._prr(now, delivered, newly_lost, una_advanced)
         # 7. transmission is the caller's next step (Endpoint.on_segment: tcp_data_snd_check)
