@@ -30,6 +30,7 @@ K_RMEM_MAX = 6 * 1024 * 1024  # tcp_rmem[2]
 K_RMEM_DEFAULT = 131072       # tcp_rmem[1]: the initial sk_rcvbuf
 K_RCVMEM = 3008               # SKB_TRUESIZE(advmss + MAX_TCP_HEADER), rounded up so that half of it holds an MSS
 K_MAX_SACK_BLOCKS = 3       # with timestamps, 3 SACK blocks fit in the option space
+_ATO_MIN_HALF = K_TCP_ATO_MIN / 2
 
 
 class Receiver:
@@ -125,57 +126,70 @@ class Receiver:
             # tcp_replace_ts_recent(): echo the newest segment at or left of the last ACK's edge
             # (a retransmission or duplicate included), so timestamp RTT samples stay honest
             self.ts_recent = tsval
-        if end <= self.rcv_nxt:
+        rcv_nxt = self.rcv_nxt
+        if end <= rcv_nxt:
             # a retransmission of data we have: DSACK, immediate ACK, quick-ACK mode
             self.dsack = (seq, end)
             self.pingpong = False
             self.ato = K_TCP_ATO_MIN
             self._incr_quickack()
             return True
-        if seq > self.rcv_nxt:
+        if seq > rcv_nxt:
             if self.ooo and self._already_sacked(seq, end):
                 self.dsack = (seq, end)  # already held out of order: DSACK it
             else:
                 self._add_ooo(seq, end)
             return True
         # in order (possibly overlapping the left edge): tcp_event_data_recv
-        if length >= self.rcv_mss:  # tcp_measure_rcv_mss
-            self.rcv_mss = length if length < self.advmss else self.advmss
+        rcv_mss = self.rcv_mss
+        if length >= rcv_mss:  # tcp_measure_rcv_mss
+            self.rcv_mss = rcv_mss = length if length < self.advmss else self.advmss
         else:
             self.pushed += 1
-        if self.ato == 0.0:
+        ato = self.ato
+        if ato == 0.0:
             self._incr_quickack()
             self.ato = K_TCP_ATO_MIN
         else:
             gap = now - self.lrcvtime
-            if gap <= K_TCP_ATO_MIN / 2:
-                self.ato = self.ato / 2 + K_TCP_ATO_MIN / 2
-            elif gap < self.ato:
-                self.ato = min(self.ato / 2 + gap, rto)
+            if gap <= _ATO_MIN_HALF:
+                self.ato = ato / 2 + _ATO_MIN_HALF
+            elif gap < ato:
+                ato = ato / 2 + gap
+                self.ato = ato if ato <= rto else rto
             elif gap > rto:
                 self._incr_quickack()
         self.lrcvtime = now
         immediate = False
-        if end > self.rcv_nxt:
-            self.rcv_nxt = end
-        if self.ooo:
-            while self.ooo and self.ooo[0][0] <= self.rcv_nxt:
-                self.rcv_nxt = max(self.rcv_nxt, self.ooo.pop(0)[1])
+        if end > rcv_nxt:
+            self.rcv_nxt = rcv_nxt = end
+        ooo = self.ooo
+        if ooo:
+            while ooo and ooo[0][0] <= rcv_nxt:
+                e = ooo.pop(0)[1]
+                if e > rcv_nxt:
+                    rcv_nxt = e
+            self.rcv_nxt = rcv_nxt
             immediate = True  # hole filled: ACK at once
         if length >= 128:
             # tcp_grow_window: room up to min(window_clamp, tcp_space()), 2·advmss per segment
             limit = self.rcvbuf >> 1
             if self.window_clamp < limit:
                 limit = self.window_clamp
-            if self.rcv_ssthresh < limit:
-                grown = self.rcv_ssthresh + max(2 * self.advmss, 2 * length)
+            ssthresh = self.rcv_ssthresh
+            if ssthresh < limit:
+                grow = 2 * self.advmss
+                if 2 * length > grow:
+                    grow = 2 * length
+                grown = ssthresh + grow
                 self.rcv_ssthresh = grown if grown < limit else limit
         if self.autotune and self.rcv_rtt is not None and self.space_time is not None \
                 and now - self.space_time >= self.rcv_rtt:
             self._space_adjust(now)
-        if immediate or (self.rcv_nxt - self.rcv_wup) > self.rcv_mss or self.in_quickack_mode():
-            return True
-        if self.pushed >= 2 or (self.pushed and not self.pingpong and length < self.rcv_mss):
+        if immediate or (rcv_nxt - self.rcv_wup) > rcv_mss or (self.quick > 0 and not self.pingpong):
+            return True  # (the last test: in_quickack_mode())
+        pushed = self.pushed
+        if pushed >= 2 or (pushed and not self.pingpong and length < rcv_mss):
             return True
         return False
 
@@ -186,7 +200,19 @@ class Receiver:
         return False
 
     def _add_ooo(self, seq: int, end: int) -> None:
+        """Hold [seq, end) out of order (above rcv_nxt): merge it into the sorted disjoint
+        blocks and remember the block holding it as the most recent (first SACK block)."""
         blocks = self.ooo
+        if blocks:
+            last = blocks[-1]
+            if seq > last[1]:           # past every block (the common case): a new block
+                blocks.append([seq, end])
+                self.recent_block = (seq, end)
+                return
+            if seq == last[1]:          # extends the last block
+                last[1] = end
+                self.recent_block = (last[0], end)
+                return
         blocks.append([seq, end])
         blocks.sort()
         merged: list[list[int]] = []
@@ -210,22 +236,31 @@ class Receiver:
     # -- ACK fields and ACK bookkeeping -----------------------------------------------------
     def sack_blocks(self) -> tuple[tuple[tuple[int, int], ...], bool]:
         """SACK blocks for the next ACK: a DSACK block first when one is due, then the block
-        holding the most recent out-of-order arrival, then the others (RFC 2018 §4)."""
+        holding the most recent out-of-order arrival, then the others from the highest down
+        (RFC 2018 §4), at most `K_MAX_SACK_BLOCKS`."""
         if self.dsack is None and not self.ooo:
             return (), False
-        blocks: list[tuple[int, int]] = []
-        dsack = False
         if self.dsack is not None:
-            blocks.append(self.dsack)
+            blocks = [self.dsack]
             dsack = True
+        else:
+            blocks = []
+            dsack = False
+        ooo = self.ooo
         recent = self.recent_block
-        ordered = []
+        first = None
         if recent is not None:
-            for s, e in self.ooo:
-                if s <= recent[0] < e:
-                    ordered.append((s, e))
-        ordered += [(s, e) for s, e in reversed(self.ooo) if (s, e) not in ordered]
-        blocks.extend(ordered)
+            r0 = recent[0]
+            for b in ooo:  # disjoint: at most one holds it
+                if b[0] <= r0 < b[1]:
+                    first = b
+                    blocks.append((b[0], b[1]))
+                    break
+        for b in reversed(ooo):
+            if len(blocks) >= K_MAX_SACK_BLOCKS:
+                break
+            if b is not first:
+                blocks.append((b[0], b[1]))
         return tuple(blocks[:K_MAX_SACK_BLOCKS]), dsack
 
     def on_data_sent(self, now: float) -> None:
