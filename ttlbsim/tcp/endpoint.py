@@ -140,24 +140,30 @@ class Endpoint:
             sender.snd_wnd = seg.wnd  # nothing outstanding: only a window update (fast path)
         else:
             sender.on_ack(now, seg)
-        if seg.end > seg.seq:
+        seq, end = seg.seq, seg.end
+        if end > seq:
             r = self.receiver
             before = r.rcv_nxt
+            rto = sender.rto_s
             if seg.nseg == 1:
-                immediate = r.on_data(now, seg.seq, seg.end, seg.tsval, seg.tsecr, sender.rto_s)
+                immediate = r.on_data(now, seq, end, seg.tsval, seg.tsecr, rto)
                 if sender.send_idx < len(sender.queue) or sender.lost_out:
                     sender.push(now)
                 if r.ack_pending:
                     self._ack_check(now, immediate)
             else:
                 # a GSO skb, segmented after the sender's qdisc: its MSS segments arrive back to
-                # back and the receiver (GRO off) handles each in turn
+                # back and the receiver (GRO off) handles each in turn (on_data leaves an ACK
+                # pending: `_ack_check` for each)
                 mss = self.mss
-                for start in range(seg.seq, seg.end, mss):
-                    stop = start + mss if start + mss < seg.end else seg.end
-                    immediate = r.on_data(now, start, stop, seg.tsval, seg.tsecr, sender.rto_s)
-                    if r.ack_pending:
-                        self._ack_check(now, immediate)
+                tsval, tsecr = seg.tsval, seg.tsecr
+                for start in range(seq, end, mss):
+                    stop = start + mss if start + mss < end else end
+                    if r.on_data(now, start, stop, tsval, tsecr, rto):
+                        ack = sender.snd_nxt  # send_ack(now)
+                        self._emit(self._segment(ack, ack, now))
+                    else:
+                        self._ack_check(now, False)
                 if sender.send_idx < len(sender.queue) or sender.lost_out:
                     sender.push(now)
             if r.rcv_nxt > before:
@@ -193,7 +199,8 @@ class Endpoint:
         timer (never later than an armed one; at once if that one is within ato/4)."""
         r = self.receiver
         if immediate:
-            self.send_ack(now)
+            seq = self.sender.snd_nxt  # send_ack(now)
+            self._emit(self._segment(seq, seq, now))
             return
         delay = r.delack_timeout(self.rtt.srtt_s)
         if r.delack_deadline is None:
