@@ -308,7 +308,7 @@ class Cubic(CongestionControl):
             self._hystart_reset(now, snd_nxt)
         if self.cwnd < HYSTART_LOW_WINDOW:
             return
-        now_us = self._clock_us(now)
+        now_us = math.floor(now * 1e6 + 1e-3)  # _clock_us(now)
         if now_us - self.last_ack <= HYSTART_ACK_DELTA_US:
             self.last_ack = now_us
             threshold = (self.delay_min + self.hystart_ack_delay_us) >> 1  # SK_PACING_NONE
@@ -328,16 +328,33 @@ class Cubic(CongestionControl):
     # -- cong_avoid ------------------------------------------------------------------------
     def on_ack(self, *, now: float, acked: int, rtt_sample: float | None, snd_una: int,
                snd_nxt: int, cwnd_limited: bool, may_raise: bool) -> None:
+        # runs on every ACK: _pkts_acked(), _jiffies(), in_slow_start and _slow_start() are
+        # written out here (same arithmetic)
         if rtt_sample is not None and rtt_sample >= 0:
-            self._pkts_acked(now, math.floor(rtt_sample * 1e6 + 1e-3), snd_una, snd_nxt)
+            # cubictcp_acked()
+            if self.epoch_start is None or \
+                    math.floor((now + self.jiffy_phase_s) * self.hz + 1e-6) - self.epoch_start >= self.hz:
+                rtt_us = math.floor(rtt_sample * 1e6 + 1e-3)
+                delay = rtt_us if rtt_us > 0 else 1
+                if self.delay_min == 0 or self.delay_min > delay:
+                    self.delay_min = delay
+                if not self.found and self.cwnd < self.ssthresh and self.hystart:
+                    self._hystart_update(now, delay, snd_una, snd_nxt)
+            # else: discard samples right after fast recovery
         if not (may_raise and cwnd_limited):
             return
         # cubictcp_cong_avoid()
-        if self.in_slow_start:
-            acked = self._slow_start(acked)
+        cwnd = self.cwnd
+        if cwnd < self.ssthresh:
+            # tcp_slow_start(): cwnd = min(cwnd + acked, ssthresh); the leftover goes on
+            grown = cwnd + acked
+            if grown > self.ssthresh:
+                grown = self.ssthresh
+            acked -= grown - cwnd
+            self.cwnd = cwnd = grown if grown < self.cwnd_clamp else self.cwnd_clamp
             if not acked:
                 return
-        self._update(self._jiffies(now), self.cwnd, acked)
+        self._update(math.floor((now + self.jiffy_phase_s) * self.hz + 1e-6), cwnd, acked)
         self._cong_avoid_ai(self.cnt, acked)
 
     def _update(self, jiffies: int, cwnd: int, acked: int) -> None:
