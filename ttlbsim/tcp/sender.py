@@ -65,7 +65,7 @@ class Sender:
     __slots__ = ("_emit", "_make_segment", "_on_data_sent", "backoff", "cc", "cwnd_usage_seq", "gso",
                  "high_seq", "highest_sacked_end", "is_cwnd_limited_flag", "lost_out", "lsndtime",
                  "max_packets_out", "mss", "nodelay", "packets_out", "prior_cwnd", "prr_delivered",
-                 "prr_out", "queue", "rack_advanced", "rack_end_seq", "rack_mstamp", "rack_rtt",
+                 "prr_out", "queue", "rack_advanced", "rack_skip", "rack_end_seq", "rack_mstamp", "rack_rtt",
                  "reord_seen", "reo_armed", "retrans_out", "sack_cache", "retransmits", "rto_count", "rto_s",
                  "rtt", "rtx_hint", "sacked_out", "send_idx", "snd_nxt",
                  "snd_sml", "snd_una", "snd_wnd", "state", "timers", "tlp_count", "tlp_high_seq",
@@ -86,6 +86,7 @@ class Sender:
         self.queue: list[Skb] = []
         self.una_idx = 0             # index of the first unacknowledged skb
         self.rtx_hint = 0            # no lost, unretransmitted skb below this index
+        self.rack_skip = 0           # below this index every skb is SACKed or lost, not resent
         self.sack_cache: dict[int, int] = {}  # SACK blocks of the last ACK: start -> end
         self.reo_armed = False       # this ACK armed the RACK reorder timer
         self.send_idx = 0            # index of the first never-sent skb
@@ -159,11 +160,13 @@ class Sender:
                 tail.end += take
                 remaining -= take
         seq = q[-1].end if q else self.write_seq
-        while remaining > 0:
-            take = min(self.mss, remaining)
-            q.append(Skb(seq, seq + take))
-            seq += take
-            remaining -= take
+        mss = self.mss
+        while remaining > mss:
+            q.append(Skb(seq, seq + mss))
+            seq += mss
+            remaining -= mss
+        if remaining > 0:
+            q.append(Skb(seq, seq + remaining))
         self.write_seq += nbytes
         self.push(now)
 
@@ -244,6 +247,8 @@ class Sender:
                             j += 1
                     for k in range(i, j):
                         q[k].retrans = True
+                    if i < self.rack_skip:
+                        self.rack_skip = i  # RACK must look at these again
                     self.retrans_out += j - i
                     self.retransmits += j - i
                     self._transmit(now, i, j, True)
@@ -397,6 +402,8 @@ class Sender:
         self.rto_s = self.rtt.rto_s
         if head is not None and head.lost and not head.retrans:
             head.retrans = True
+            if self.una_idx < self.rack_skip:
+                self.rack_skip = self.una_idx
             self.retrans_out += 1
             self.retransmits += 1
             self._transmit(now, self.una_idx, self.una_idx + 1, True)
@@ -462,26 +469,46 @@ class Sender:
 
     def _rack_detect_loss(self, now: float) -> None:
         """`tcp_rack_detect_loss`: a segment sent before the most recently delivered one is lost
-        once rack.rtt + reo_wnd has passed since its transmission; else arm the reorder timer."""
+        once rack.rtt + reo_wnd has passed since its transmission; else arm the reorder timer.
+
+        SACKed segments and lost ones not yet retransmitted are passed over; the walk starts at
+        `rack_skip`, below which every segment is one of those (it stays so until a
+        retransmission: `push` and `_on_rto` lower the mark)."""
         reo_wnd = self._rack_reo_wnd()
         timeout = 0.0
-        for i in range(self.una_idx, self.send_idx):
-            skb = self.queue[i]
+        q = self.queue
+        rack_mstamp = self.rack_mstamp
+        rack_end_seq = self.rack_end_seq
+        i = self.una_idx
+        if self.rack_skip > i:
+            i = self.rack_skip
+        stop = self.send_idx
+        skipping = True
+        while i < stop:
+            skb = q[i]
             if skb.sacked or (skb.lost and not skb.retrans):
+                i += 1
                 continue
-            if not (self.rack_mstamp > skb.xmit_time or
-                    (self.rack_mstamp == skb.xmit_time and self.rack_end_seq > skb.end)):
+            if skipping:
+                self.rack_skip = i
+                skipping = False
+            t = skb.xmit_time
+            if not (rack_mstamp > t or (rack_mstamp == t and rack_end_seq > skb.end)):
                 if skb.tx == 1:
                     # never retransmitted and not sent before the RACK reference: every later
                     # skb in the queue was sent later still (a retransmission goes out after
                     # its original), so none of them can be RACK-lost either
                     break
+                i += 1
                 continue
-            remaining = self.rack_rtt + reo_wnd - (now - skb.xmit_time)
+            remaining = self.rack_rtt + reo_wnd - (now - t)
             if remaining <= 0:
                 self._mark_lost(skb, i)
-            else:
-                timeout = max(timeout, remaining)
+            elif remaining > timeout:
+                timeout = remaining
+            i += 1
+        if skipping:
+            self.rack_skip = i
         if timeout > 0:
             # tcp_rack_mark_lost → reorder timer (re)armed; the ACK then does not re-arm RTO/TLP
             self._arm("reo", now, timeout + K_RACK_REO_TIMEOUT_EXTRA)
@@ -516,21 +543,30 @@ class Sender:
     def _prr(self, now: float, delivered: int, newly_lost: int, una_advanced: bool) -> None:
         """`tcp_cwnd_reduction`: Proportional Rate Reduction (RFC 6937)."""
         cc = self.cc
-        if not self.prior_cwnd:
+        prior_cwnd = self.prior_cwnd
+        if not prior_cwnd:
             return
-        in_flight = self.in_flight
-        delta = cc.ssthresh - in_flight
-        if delivered <= 0 and self.prr_out:
+        in_flight = self.packets_out - self.sacked_out - self.lost_out + self.retrans_out
+        ssthresh = cc.ssthresh
+        delta = ssthresh - in_flight
+        prr_out = self.prr_out
+        if delivered <= 0 and prr_out:
             return
-        self.prr_delivered += max(delivered, 0)
+        if delivered > 0:
+            self.prr_delivered += delivered
+        prr_delivered = self.prr_delivered
         if delta < 0:
-            sndcnt = (cc.ssthresh * self.prr_delivered + self.prior_cwnd - 1) // self.prior_cwnd - self.prr_out
+            sndcnt = (ssthresh * prr_delivered + prior_cwnd - 1) // prior_cwnd - prr_out
         else:
-            sndcnt = max(self.prr_delivered - self.prr_out, delivered)
+            sndcnt = prr_delivered - prr_out
+            if delivered > sndcnt:
+                sndcnt = delivered
             if una_advanced and not newly_lost:
                 sndcnt += 1
-            sndcnt = min(delta, sndcnt)
-        sndcnt = max(sndcnt, 0 if self.prr_out else 1)
+            if delta < sndcnt:
+                sndcnt = delta
+        if sndcnt < (0 if prr_out else 1):
+            sndcnt = 0 if prr_out else 1
         cc.cwnd = in_flight + sndcnt
 
     # -- ACK processing -------------------------------------------------------------------------
@@ -661,6 +697,7 @@ class Sender:
                 del q[:i]
                 self.send_idx -= i
                 self.rtx_hint = max(self.rtx_hint - i, 0)
+                self.rack_skip = max(self.rack_skip - i, 0)
                 self.una_idx = 0
         self.rack_rtt = rack_rtt
         self.rack_mstamp = rack_mstamp
