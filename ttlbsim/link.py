@@ -102,7 +102,7 @@ class NetemPath:
     __slots__ = ("delay_s", "jitter_s", "jitter_dist", "rate_bps", "loss", "limit",
                  "sent", "lost", "dropped", "_delay_ns", "_jitter_ns", "_loss_u32",
                  "_rate_Bps", "_tx_cache", "_heap", "_loss_rng", "_delay_rng",
-                 "_batch", "_loss_buf", "_loss_i", "_delay_buf", "_delay_i", "_const_delay",
+                 "_batch", "_loss_buf", "_delay_buf", "_const_delay",
                  "_lut")
 
     def __init__(self, *, delay_s: float, jitter_s: float = 0.0, jitter_dist: str = "uniform",
@@ -130,9 +130,7 @@ class NetemPath:
         self._loss_rng, self._delay_rng = rng, delay_rng
         self._batch = batch
         self._loss_buf: list[bool] = []
-        self._loss_i = 0
         self._delay_buf: list[float] = []
-        self._delay_i = 0
         # tabledist() returns mu without drawing when sigma == 0
         self._const_delay = self._delay_ns * 1e-9 if self._jitter_ns == 0 else None
         sample_delays_ns(jitter_dist, 0, 0, 0, self._delay_rng)  # validate the name early
@@ -140,20 +138,20 @@ class NetemPath:
                      if self._jitter_ns and jitter_dist != "uniform" else None)
 
     # -- random draws, in batches --------------------------------------------------------
+    # Each buffer holds one batch in reverse, so that list.pop() hands the numbers out in the
+    # order they were drawn.
     def _refill_loss(self) -> None:
         r = self._loss_rng.integers(0, 1 << 32, size=self._batch, dtype=np.uint64)
-        self._loss_buf = (r <= self._loss_u32).tolist()
-        self._loss_i = 0
+        self._loss_buf = (r <= self._loss_u32)[::-1].tolist()
 
     def _refill_delay(self) -> None:
         if self._lut is not None:
             idx = self._delay_rng.integers(0, 4096, size=self._batch)
-            self._delay_buf = self._lut[idx].tolist()
+            self._delay_buf = self._lut[idx][::-1].tolist()
         else:
             ns = sample_delays_ns(self.jitter_dist, self._delay_ns, self._jitter_ns,
                                   self._batch, self._delay_rng)
-            self._delay_buf = (ns * 1e-9).tolist()
-        self._delay_i = 0
+            self._delay_buf = (ns * 1e-9)[::-1].tolist()
 
     def _tx_time(self, frame_bytes: int) -> float:
         """`packet_time_ns()`: len * 1e9 / rate_bytes_per_s, truncated to whole ns, in s."""
@@ -172,23 +170,20 @@ class NetemPath:
         """
         self.sent += 1
         # one delay number per offered packet (see module docstring)
-        if self._const_delay is None:
-            i = self._delay_i
-            if i >= len(self._delay_buf):
+        delay = self._const_delay
+        if delay is None:
+            buf = self._delay_buf
+            if not buf:
                 self._refill_delay()
-                i = 0
-            delay = self._delay_buf[i]
-            self._delay_i = i + 1
-        else:
-            delay = self._const_delay
+                buf = self._delay_buf
+            delay = buf.pop()
         # 1. loss draw (loss_event(): no random number consumed when loss is 0)
         if self._loss_u32:
-            i = self._loss_i
-            if i >= len(self._loss_buf):
+            buf = self._loss_buf
+            if not buf:
                 self._refill_loss()
-                i = 0
-            self._loss_i = i + 1
-            if self._loss_buf[i]:
+                buf = self._loss_buf
+            if buf.pop():
                 self.lost += 1
                 return LOST
         # 2. queue limit: packets still held = time_to_send > now
@@ -205,7 +200,9 @@ class NetemPath:
                 tts = held[-1]
             frame = payload + header
             tx = self._tx_cache.get(frame)
-            tts += tx if tx is not None else self._tx_time(frame)
+            if tx is None:
+                tx = self._tx_time(frame)
+            tts += tx
             # 5. tfifo (FIFO here: tts >= T_last)
             if tts > now:
                 held.append(tts)
