@@ -127,13 +127,21 @@ class Connection:
         if not event.triggered:
             event.succeed()
 
+    # After every packet: `_after` only when the endpoint's earliest deadline is now earlier
+    # than its scheduled wake-up (or it has none), the one case in which `_after` acts.
     def _deliver_server(self, ev) -> None:
-        self.server.on_segment(self.env.now, ev._value)
-        self._after(self.server)
+        ep = self.server
+        ep.on_segment(self.env.now, ev._value)
+        deadline = ep.timer_deadline()
+        if deadline is not None and (ep.wake_at is None or deadline < ep.wake_at):
+            self._after(ep)
 
     def _deliver_client(self, ev) -> None:
-        self.client.on_segment(self.env.now, ev._value)
-        self._after(self.client)
+        ep = self.client
+        ep.on_segment(self.env.now, ev._value)
+        deadline = ep.timer_deadline()
+        if deadline is not None and (ep.wake_at is None or deadline < ep.wake_at):
+            self._after(ep)
 
     def _after(self, ep: Endpoint) -> None:
         """Make sure a wake-up is scheduled at the endpoint's earliest timer deadline (a wake-up

@@ -25,15 +25,14 @@ class Segment:
     a SYN occupies no payload here), `ack` the cumulative ACK, `wnd` the advertised receive
     window in bytes, `sack` a tuple of (start, end) blocks (the first may be a DSACK when `dsack`),
     `tsval`/`tsecr` the timestamp option values (seconds, ms-granular like TCP_TS_HZ 1000),
-    `xmit` the sender's transmission record (sender-side bookkeeping only, never read by the
-    receiver), `nseg` the number of MSS segments it carries (a GSO skb: netem delays and drops
-    it whole, the receiver processes its segments one by one; `frame_bytes` counts every
-    segment's headers)."""
+    `nseg` the number of MSS segments it carries (a GSO skb: netem delays and drops it whole,
+    the receiver processes its segments one by one; `frame_bytes` counts every segment's
+    headers)."""
 
-    __slots__ = ("flags", "seq", "end", "ack", "wnd", "sack", "dsack", "tsval", "tsecr", "frame_bytes", "xmit", "nseg")
+    __slots__ = ("flags", "seq", "end", "ack", "wnd", "sack", "dsack", "tsval", "tsecr", "frame_bytes", "nseg")
 
     def __init__(self, flags: int, seq: int, end: int, ack: int, wnd: int, sack: tuple = (),
-                 dsack: bool = False, tsval: float = 0.0, tsecr: float = 0.0, xmit=None) -> None:
+                 dsack: bool = False, tsval: float = 0.0, tsecr: float = 0.0) -> None:
         self.flags = flags
         self.seq = seq
         self.end = end
@@ -43,13 +42,14 @@ class Segment:
         self.dsack = dsack
         self.tsval = tsval
         self.tsecr = tsecr
-        self.xmit = xmit
         self.nseg = 1  # MSS segments in this packet: > 1 for a GSO skb (one netem packet)
         if flags & SYN:
             self.frame_bytes = K_SYN_FRAME_BYTES
+        elif sack:
+            self.frame_bytes = (K_HEADER_BYTES + (end - seq) + K_SACK_FIRST_BLOCK
+                                + K_SACK_NEXT_BLOCK * (len(sack) - 1))
         else:
-            n = len(sack)
-            self.frame_bytes = K_HEADER_BYTES + (end - seq) + (K_SACK_FIRST_BLOCK + K_SACK_NEXT_BLOCK * (n - 1) if n else 0)
+            self.frame_bytes = K_HEADER_BYTES + (end - seq)
 
     @property
     def payload(self) -> int:
