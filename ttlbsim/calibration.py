@@ -2,7 +2,8 @@
 emulation runs by `python -m validation.calibrate` (see models/calibration/README.md).
 
 A profile is a JSON file: ``models/calibration/<name>.json`` (shipped in the wheel) or any path.
-It carries the fitted per-flight host latency (``flight_overhead_s``), a scale for the crypto
+It carries the fitted per-flight host latency (``flight_overhead_s``, its mean, and
+``overhead_sigma``, the lognormal shape of its flight-to-flight variation), a scale for the crypto
 times, and the per-operation crypto times measured on the calibration host — so results that use a
 profile are the same on every machine (only operations the profile lacks are measured locally).
 """
@@ -30,6 +31,7 @@ class Calibration:
 
     name: str
     flight_overhead_s: float
+    overhead_sigma: float
     compute_scale: float
     compute_times_s: tuple[tuple[str, float], ...]
     hz: int | None
@@ -63,13 +65,15 @@ def load(name: str) -> Calibration:
         doc = json.loads(raw)
         params = doc["parameters"]
         overhead = float(params["flight_overhead_s"])
+        sigma = float(params.get("overhead_sigma", 0.0))
         scale = float(params.get("compute_scale", 1.0))
         times = tuple(sorted((str(k), float(v)) for k, v in doc.get("compute_times_s", {}).items()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise InvalidValue("calibration", name, accepted) from None
-    if not all(math.isfinite(x) and x >= 0 for x in (overhead, scale, *(v for _, v in times))):
+    if not all(math.isfinite(x) and x >= 0 for x in (overhead, sigma, scale, *(v for _, v in times))) or sigma > 5:
         raise InvalidValue("calibration", name, accepted + " with finite, non-negative parameters")
     hz = params.get("hz")
-    return Calibration(name=str(doc.get("profile", path.stem)), flight_overhead_s=overhead, compute_scale=scale,
+    return Calibration(name=str(doc.get("profile", path.stem)), flight_overhead_s=overhead, overhead_sigma=sigma,
+                       compute_scale=scale,
                        compute_times_s=times, hz=int(hz) if hz is not None else None,
                        sha256=hashlib.sha256(raw).hexdigest(), source=str(path))

@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import platform
 import statistics
 import time
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from .scenario import ComputeConfig
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _MEASURED: dict[str, float] = {}
 
@@ -83,8 +89,9 @@ def resolve(config: ComputeConfig, ops) -> ComputeConfig:
         known = cal.times()
         times = {op: known[op] if op in known else float(measure_operation(op)) for op in ops}
         overhead = cal.flight_overhead_s if config.flight_overhead_s is None else config.flight_overhead_s
+        sigma = cal.overhead_sigma if config.overhead_sigma is None else config.overhead_sigma
         return dataclasses.replace(config, mode="explicit", times_s=times, scale=config.scale * cal.compute_scale,
-                                   flight_overhead_s=overhead)
+                                   flight_overhead_s=overhead, overhead_sigma=sigma)
     return config
 
 
@@ -108,10 +115,27 @@ class ComputeModel:
         """Unscaled seconds of one operation."""
         return self._op_time(resolve(self.config, (op,)), op)
 
-    def flight_time(self, ops: tuple[str, ...]) -> float:
+    def flight_time(self, ops: tuple[str, ...], rng: "np.random.Generator | None" = None) -> float:
         """Seconds before a side writes a flight that needs `ops`: the scaled crypto time plus
-        the host's per-flight overhead."""
+        the host's per-flight overhead. With an `overhead_sigma` > 0 and a generator `rng`, the
+        overhead is the mean times a lognormal factor of mean 1 (one draw per call)."""
         if ops not in self._cache:
             c = resolve(self.config, ops)
-            self._cache[ops] = c.scale * sum(self._op_time(c, op) for op in ops) + c.overhead_s
-        return self._cache[ops]
+            self._cache[ops] = (c.scale * sum(self._op_time(c, op) for op in ops), c.overhead_s, c.sigma)
+        crypto, overhead, sigma = self._cache[ops]
+        if sigma > 0.0 and rng is not None:
+            return crypto + overhead * math.exp(sigma * rng.standard_normal() - 0.5 * sigma * sigma)
+        return crypto + overhead
+
+    @property
+    def varies(self) -> bool:
+        """True when flight overheads are random (then no two runs are alike)."""
+        c = self.config
+        if c.mode == "calibrated":
+            from .calibration import load
+
+            cal = load(c.profile)
+            sigma = cal.overhead_sigma if c.overhead_sigma is None else c.overhead_sigma
+            overhead = cal.flight_overhead_s if c.flight_overhead_s is None else c.flight_overhead_s
+            return sigma > 0 and overhead > 0
+        return c.sigma > 0 and c.overhead_s > 0

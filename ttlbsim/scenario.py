@@ -197,7 +197,10 @@ class ComputeConfig:
     `flight_overhead_s` is added before every flight a side writes (handshake flights, the
     request and the response): the application and system-call latency between a flight's last
     byte arriving and the next write, beyond the cryptography. None: the profile's value in
-    "calibrated" mode, 0 otherwise.
+    "calibrated" mode, 0 otherwise. `overhead_sigma` (dimensionless, >= 0) makes that latency
+    vary from flight to flight as a host's scheduling does: each flight's overhead is
+    `flight_overhead_s` × a lognormal factor of mean 1 and shape `overhead_sigma` (0: the same every
+    time). None: the profile's value in "calibrated" mode, 0 otherwise.
     """
 
     mode: str = "calibrated"
@@ -205,6 +208,7 @@ class ComputeConfig:
     scale: float = 1.0
     flight_overhead_s: float | None = None
     profile: str | None = None
+    overhead_sigma: float | None = None
 
     def __post_init__(self) -> None:
         _set(self, "mode", _choice("compute", self.mode, ("calibrated", "measured", "zero", "explicit")))
@@ -219,6 +223,10 @@ class ComputeConfig:
                 isinstance(self.flight_overhead_s, (int, float)) and math.isfinite(self.flight_overhead_s)
                 and self.flight_overhead_s >= 0):
             raise InvalidValue("flight_overhead", self.flight_overhead_s, "a duration >= 0")
+        if self.overhead_sigma is not None and not (
+                isinstance(self.overhead_sigma, (int, float)) and not isinstance(self.overhead_sigma, bool)
+                and math.isfinite(self.overhead_sigma) and 0 <= self.overhead_sigma <= 5):
+            raise InvalidValue("overhead_sigma", self.overhead_sigma, "a number from 0 to 5")
         if self.mode == "calibrated":
             from .calibration import DEFAULT_PROFILE, load
 
@@ -228,8 +236,13 @@ class ComputeConfig:
 
     @property
     def overhead_s(self) -> float:
-        """The per-flight overhead in seconds (0 when unset outside "calibrated" mode)."""
+        """The mean per-flight overhead in seconds (0 when unset outside "calibrated" mode)."""
         return self.flight_overhead_s or 0.0
+
+    @property
+    def sigma(self) -> float:
+        """The lognormal shape of the per-flight overhead (0 when unset outside "calibrated")."""
+        return self.overhead_sigma or 0.0
 
 
 @dataclass(frozen=True)
@@ -255,7 +268,7 @@ class Scenario:
         field (kex, sig, chain, cert_profile, client_profile, mtls, hrr, resume, compress,
         tickets, key_shares, chain_bytes="16KB"). Compute: compute="calibrated" (default) |
         "measured" | "zero", calibration="uml-6.1" | PATH | "none" (= compute "measured"),
-        compute_scale, flight_overhead="1ms".
+        compute_scale, flight_overhead="1ms", overhead_sigma=0.8.
         """
         tls: dict[str, Any] = {}
         tcp: dict[str, Any] = {}
@@ -295,6 +308,11 @@ class Scenario:
                     raise InvalidValue("compute_scale", value, "a number >= 0") from None
             elif key == "flight_overhead":
                 comp["flight_overhead_s"] = parse_duration(value, "flight_overhead")
+            elif key == "overhead_sigma":
+                try:
+                    comp["overhead_sigma"] = float(value)
+                except (TypeError, ValueError):
+                    raise InvalidValue("overhead_sigma", value, "a number from 0 to 5") from None
             elif key in cls._TLS:
                 tls[key] = value
             elif key in cls._TCP:
@@ -335,7 +353,7 @@ class Scenario:
                     compute_scale=self.compute.scale,
                     flight_overhead=None if self.compute.flight_overhead_s is None
                     else f"{self.compute.flight_overhead_s!r}s",
-                    calibration=self.compute.profile)
+                    overhead_sigma=self.compute.overhead_sigma, calibration=self.compute.profile)
         return opts
 
     def to_dict(self) -> dict[str, Any]:

@@ -33,8 +33,9 @@ def handshake_profile(scenario: Scenario) -> HandshakeProfile:
 
 
 def is_deterministic(scenario: Scenario) -> bool:
+    """No random draw can change a run: no loss, no jitter, no host-latency variation."""
     n = scenario.network
-    return n.loss == 0.0 and n.jitter_s == 0.0
+    return n.loss == 0.0 and n.jitter_s == 0.0 and not ComputeModel(scenario.compute).varies
 
 
 def _run_range(scenario: Scenario, profile: HandshakeProfile, seed: int, start: int, stop: int) -> dict[str, np.ndarray]:
@@ -82,7 +83,8 @@ def simulate(scenario: Scenario, runs: int = 1000, seed: int = 0, *, workers: in
         cols = {f: np.concatenate([p[f] for p in parts]) for f in _FIELDS}
     provenance = {"ttlbsim": __version__, "handshake": {f"{f.sender}{i}": f.bytes for i, f in enumerate(profile.flights)},
                   "deterministic": deterministic, "compute_s": dict(scenario.compute.times_s),
-                  "compute_scale": scenario.compute.scale, "flight_overhead_s": scenario.compute.overhead_s}
+                  "compute_scale": scenario.compute.scale, "flight_overhead_s": scenario.compute.overhead_s,
+                  "overhead_sigma": scenario.compute.sigma}
     if requested.compute.mode == "calibrated":
         from .calibration import load
 
