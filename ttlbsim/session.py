@@ -57,16 +57,18 @@ class _Waiter:
         self.event: simpy.Event | None = None
 
 
-class _Arrival(simpy.Event):
-    """A packet reaching the far end of the link: a simpy event triggered when made (as a
-    `simpy.Timeout` is), processed `delay` seconds from now with the segment as its value and
-    the receiving side's handler as its one callback. The same heap entry (time, NORMAL, eid) a
-    timeout gets, without the timeout's checks and the separate callbacks.append()."""
+class _Due(simpy.Event):
+    """A packet's arrival or an endpoint's wake-up: a simpy event triggered when made (as a
+    `simpy.Timeout` is), processed `delay` seconds from now with `value` (the segment, or the
+    deadline). The same heap entry (time, NORMAL, eid) a timeout gets, without the timeout's
+    checks. `callbacks` is a shared one-element tuple holding the handler: simpy only iterates
+    an event's callbacks and then sets them to None, and nothing else ever waits for these
+    events, so no per-event list is needed."""
 
-    def __init__(self, env: simpy.Environment, delay: float, seg, deliver) -> None:
+    def __init__(self, env: simpy.Environment, delay: float, value, callbacks: tuple) -> None:
         self.env = env
-        self.callbacks = [deliver]
-        self._value = seg
+        self.callbacks = callbacks
+        self._value = value
         self._ok = True
         env.schedule(self, NORMAL, delay)
 
@@ -84,7 +86,7 @@ class _Direction:
     def __init__(self, env: simpy.Environment, path, deliver) -> None:
         self.env = env
         self.path = path
-        self.deliver = deliver
+        self.deliver = (deliver,)  # the arrivals' shared callbacks (see _Due)
         self.bytes = 0
         self.frames = 0
 
@@ -96,7 +98,7 @@ class _Direction:
         now = env.now
         release = self.path.send(now, frame, 0)
         if release >= 0:
-            _Arrival(env, release - now if release > now else 0.0, seg, self.deliver)
+            _Due(env, release - now if release > now else 0.0, seg, self.deliver)
 
 
 class Connection:
@@ -114,6 +116,8 @@ class Connection:
         self.link = link
         self.up = _Direction(env, link.up, self._deliver_server)
         self.down = _Direction(env, link.down, self._deliver_client)
+        self._wake_client_cb = (self._wake_client,)  # wake-ups' shared callbacks (see _Due)
+        self._wake_server_cb = (self._wake_server,)
         self.client = Endpoint(name="client", tcp=tcp, mss=mss, timers=timers, emit=self.up.carry,
                                on_established=lambda now: self._succeed(self.client_established),
                                on_receive=self._client_received)
@@ -145,7 +149,10 @@ class Connection:
 
     def _after(self, ep: Endpoint) -> None:
         """Make sure a wake-up is scheduled at the endpoint's earliest timer deadline (a wake-up
-        that comes too early — the deadline moved later — finds nothing due and re-arms)."""
+        that comes too early — the deadline moved later — finds nothing due and re-arms).
+
+        Between events this keeps, for each endpoint: no wake-up scheduled (`wake_at` None) only
+        when it has no deadline, else `wake_at` ≤ its earliest deadline."""
         deadline = ep.timer_deadline()
         if deadline is None:
             return
@@ -154,8 +161,8 @@ class Connection:
             return
         ep.wake_at = deadline
         now = self.env.now
-        self.env.timeout(deadline - now if deadline > now else 0.0, deadline).callbacks.append(
-            self._wake_client if ep is self.client else self._wake_server)
+        _Due(self.env, deadline - now if deadline > now else 0.0, deadline,
+             self._wake_client_cb if ep is self.client else self._wake_server_cb)
 
     def _wake_client(self, ev) -> None:
         self._wake(self.client, ev._value)
@@ -164,9 +171,14 @@ class Connection:
         self._wake(self.server, ev._value)
 
     def _wake(self, ep: Endpoint, deadline: float) -> None:
-        if ep.wake_at == deadline:
-            ep.wake_at = None
+        scheduled = ep.wake_at
         now = self.env.now
+        if scheduled == deadline:
+            ep.wake_at = None
+        elif scheduled is None or scheduled > now + 1e-12:
+            # a wake-up superseded by an earlier one, which is still to come (or no deadline is
+            # left): by _after's invariant nothing is due and nothing needs scheduling
+            return
         due = ep.timer_deadline()
         if due is not None and due <= now + 1e-12:
             ep.on_timer(now)
@@ -284,9 +296,15 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
     env.process(server_app())
     env.run(until=client_proc)
     c, s = conn.client, conn.server
-    return RunRecord(
+    record = RunRecord(
         ttfb=times["ttfb"], ttlb=times["ttlb"],
         retransmits=c.sender.retransmits + s.sender.retransmits + c.syn_retrans + s.syn_retrans,
         rtos=c.sender.rto_count + s.sender.rto_count, tlps=c.sender.tlp_count + s.sender.tlp_count,
         packets_up=conn.up.frames, packets_down=conn.down.frames, bytes_up=conn.up.bytes, bytes_down=conn.down.bytes,
     )
+    # The connection's objects refer to each other (callbacks, simpy processes), so only the
+    # cyclic garbage collector frees them. Emptying the send queues here lets reference counting
+    # free their skbs (two thirds of those objects) at once, which halves the collector's work.
+    c.sender.queue.clear()
+    s.sender.queue.clear()
+    return record
