@@ -201,14 +201,17 @@ class Sender:
         first, last = q[i], q[j - 1]
         seg = self._make_segment(first.seq, last.end, now)
         n = j - i
-        if n > 1:
+        if n == 1:
+            first.xmit_time = now
+            first.tx += 1
+        else:
             payload = last.end - first.seq
             seg.frame_bytes = payload + n * (seg.frame_bytes - payload)
             seg.nseg = n
-        for k in range(i, j):
-            skb = q[k]
-            skb.xmit_time = now
-            skb.tx += 1
+            for k in range(i, j):
+                skb = q[k]
+                skb.xmit_time = now
+                skb.tx += 1
         self.lsndtime = now
         if self.state == RECOVERY or self.state == CWR:
             self.prr_out += n
@@ -593,7 +596,10 @@ class Sender:
             blocks = seg.sack[1:] if seg.dsack else seg.sack
             cache = self.sack_cache
             new_cache = {}
+            una_idx = self.una_idx
             send_idx = self.send_idx
+            highest_sacked = self.highest_sacked_end
+            newly_sacked = lost_cleared = retrans_cleared = 0
             for start, end in blocks:
                 new_cache[start] = end
                 if end <= ack:
@@ -603,31 +609,30 @@ class Sender:
                 lo = cache.get(start, start)
                 if lo >= end:
                     continue
-                for i in range(bisect_left(q, lo, self.una_idx, send_idx, key=_seq_of), send_idx):
+                for i in range(bisect_left(q, lo, una_idx, send_idx, key=_seq_of), send_idx):
                     skb = q[i]
                     if skb.seq >= end:
                         break
                     if skb.sacked or skb.end > end:
                         continue
                     skb.sacked = True
-                    self.sacked_out += 1
+                    newly_sacked += 1
                     if skb.lost:
                         skb.lost = False
-                        self.lost_out -= 1
+                        lost_cleared += 1
                     if skb.retrans:
                         skb.retrans = False
-                        self.retrans_out -= 1
-                    delivered += 1
+                        retrans_cleared += 1
                     t = skb.xmit_time
                     if skb.tx == 1:
                         if sack_rtt_first < 0 or t < sack_rtt_first:
                             sack_rtt_first = t
                         if t > sack_rtt_last:
                             sack_rtt_last = t
-                        if skb.end < self.highest_sacked_end:
+                        if skb.end < highest_sacked:
                             reordered = True
-                    if skb.end > self.highest_sacked_end:
-                        self.highest_sacked_end = skb.end
+                    if skb.end > highest_sacked:
+                        highest_sacked = skb.end
                     # tcp_rack_advance
                     rtt = now - t
                     if skb.tx > 1:
@@ -640,6 +645,11 @@ class Sender:
                         rack_end_seq = skb.end
                     rack_advanced = True
             self.sack_cache = new_cache
+            self.highest_sacked_end = highest_sacked
+            self.sacked_out += newly_sacked
+            self.lost_out -= lost_cleared
+            self.retrans_out -= retrans_cleared
+            delivered += newly_sacked
         # 2. cumulative ACK
         first_ackt = last_ackt = -1.0
         retrans_acked = False
