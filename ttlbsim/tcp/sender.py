@@ -87,7 +87,8 @@ class Sender:
         self.una_idx = 0             # index of the first unacknowledged skb
         self.rtx_hint = 0            # no lost, unretransmitted skb below this index
         self.rack_skip = 0           # below this index every skb is SACKed or lost, not resent
-        self.sack_cache: dict[int, int] = {}  # SACK blocks of the last ACK: start -> end
+        # SACK blocks of the last ACK: start -> (end, index of the first skb at or past end, or -1)
+        self.sack_cache: dict[int, tuple[int, int]] = {}
         self.reo_armed = False       # this ACK armed the RACK reorder timer
         self.send_idx = 0            # index of the first never-sent skb
         self.snd_una = 0
@@ -601,18 +602,23 @@ class Sender:
             highest_sacked = self.highest_sacked_end
             newly_sacked = lost_cleared = retrans_cleared = 0
             for start, end in blocks:
-                new_cache[start] = end
                 if end <= ack:
+                    new_cache[start] = (end, -1)
                     continue
                 # what an earlier ACK already reported of this block is SACKed: skip it (Linux's
-                # recv_sack_cache); the queue is in sequence order, so bisect to the rest
-                lo = cache.get(start, start)
+                # recv_sack_cache). The queue is in sequence order: start at the skb where the
+                # last walk of this block stopped if it still begins there, else bisect
+                lo, i = cache.get(start, (start, -1))
                 if lo >= end:
+                    new_cache[start] = (end, i if lo == end else -1)
                     continue
-                for i in range(bisect_left(q, lo, una_idx, send_idx, key=_seq_of), send_idx):
+                if not (una_idx <= i < send_idx and q[i].seq == lo):
+                    i = bisect_left(q, lo, una_idx, send_idx, key=_seq_of)
+                while i < send_idx:
                     skb = q[i]
                     if skb.seq >= end:
                         break
+                    i += 1
                     if skb.sacked or skb.end > end:
                         continue
                     skb.sacked = True
@@ -644,6 +650,7 @@ class Sender:
                         rack_mstamp = t
                         rack_end_seq = skb.end
                     rack_advanced = True
+                new_cache[start] = (end, i)
             self.sack_cache = new_cache
             self.highest_sacked_end = highest_sacked
             self.sacked_out += newly_sacked
@@ -728,9 +735,10 @@ class Sender:
         if seq_rtt < 0 and una_advanced and seg.tsecr > 0:
             seq_rtt = ca_rtt = max(now - seg.tsecr, 0.001)
         if seq_rtt > 0:
-            self.rtt.on_sample(seq_rtt, snd_una=self.snd_una, snd_nxt=self.snd_nxt,
-                               ca_rtt_s=ca_rtt if ca_rtt > 0 else None)
-            self.rto_s = self.rtt.rto_s
+            rtt = self.rtt
+            rtt.on_sample(seq_rtt, snd_una=self.snd_una, snd_nxt=self.snd_nxt,
+                          ca_rtt_s=ca_rtt if ca_rtt > 0 else None)
+            self.rto_s = rtt.rto_jiffies / rtt.hz  # rtt.rto_s
             self.backoff = 0
         # TLP outcome (tcp_process_tlp_ack)
         if self.tlp_high_seq and ack >= self.tlp_high_seq:
