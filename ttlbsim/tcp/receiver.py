@@ -251,7 +251,7 @@ class Receiver:
         first = None
         if recent is not None:
             r0 = recent[0]
-            for b in ooo:  # disjoint: at most one holds it
+            for b in reversed(ooo):  # disjoint: at most one holds it (most often the highest)
                 if b[0] <= r0 < b[1]:
                     first = b
                     blocks.append((b[0], b[1]))
