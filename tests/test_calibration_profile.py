@@ -78,3 +78,25 @@ def test_malformed_profile_is_rejected(tmp_path):
     f.write_text(json.dumps({"parameters": {"flight_overhead_s": -1}}))
     with pytest.raises(InvalidValue, match="calibration"):
         Scenario.build(**NET, calibration=str(f))
+
+
+def test_overhead_sigma_spreads_runs_keeps_mean_and_seed():
+    import numpy as np
+
+    base = dict(kex="x25519", sig="rsa2048", rtt="35ms", bandwidth="1Gbit", data="0", compute="explicit",
+                flight_overhead="2ms")
+    flat = simulate(Scenario.build(**base), runs=5, seed=3)
+    assert flat.provenance["deterministic"] and len(set(flat.ttfb_ms)) == 1
+    s = Scenario.build(**base, overhead_sigma=0.8)
+    r = simulate(s, runs=2000, seed=3)
+    assert not r.provenance["deterministic"]
+    assert np.std(r.ttfb_ms) > 0.5  # ms: the host latency now varies
+    # a lognormal factor of mean 1: the mean handshake stays where the constant overhead put it
+    assert abs(np.mean(r.ttfb_ms) - flat.ttfb_ms[0]) < 0.2
+    assert np.array_equal(r.ttfb_ms, simulate(s, runs=2000, seed=3, workers=2).ttfb_ms)
+    assert not np.array_equal(r.ttfb_ms, simulate(s, runs=2000, seed=4).ttfb_ms)
+
+
+def test_bad_overhead_sigma():
+    with pytest.raises(InvalidValue, match="overhead_sigma"):
+        Scenario.build(overhead_sigma=-1)

@@ -100,7 +100,8 @@ class ComputeModel:
 
     def __init__(self, config: ComputeConfig) -> None:
         self.config = config
-        self._cache: dict[tuple[str, ...], float] = {}
+        self._cache: dict[tuple[str, ...], tuple[float, float, float]] = {}
+        self.varies = self._varies(config)
 
     @staticmethod
     def _op_time(config: ComputeConfig, op: str) -> float:
@@ -127,10 +128,9 @@ class ComputeModel:
             return crypto + overhead * math.exp(sigma * rng.standard_normal() - 0.5 * sigma * sigma)
         return crypto + overhead
 
-    @property
-    def varies(self) -> bool:
+    @staticmethod
+    def _varies(c: ComputeConfig) -> bool:
         """True when flight overheads are random (then no two runs are alike)."""
-        c = self.config
         if c.mode == "calibrated":
             from .calibration import load
 

@@ -227,6 +227,9 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
                    seed_seq: np.random.SeedSequence) -> RunRecord:
     """Simulate one connection; all randomness comes from `seed_seq`."""
     up_seq, down_seq, misc_seq = seed_seq.spawn(3)
+    # the host's flight-to-flight latency variation (a fourth stream, so the link's draws are the same
+    # with and without it)
+    host = np.random.default_rng(seed_seq.spawn(1)[0]) if compute.varies else None
     env = simpy.Environment()
     link = Link(scenario.network, np.random.default_rng(up_seq), np.random.default_rng(down_seq))
     phase = float(np.random.default_rng(misc_seq).random()) / scenario.tcp.hz
@@ -250,14 +253,14 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
                     received += f.bytes
                     yield conn.wait_bytes("client", received)
                 continue
-            delay = compute.flight_time(f.ops)
+            delay = compute.flight_time(f.ops, host)
             if delay:
                 yield env.timeout(delay)
             if i == last_client_hs:
                 times["ttfb"] = env.now
             for w in f.writes:
                 conn.write(conn.client, w)
-        delay = compute.flight_time(())
+        delay = compute.flight_time((), host)
         if delay:
             yield env.timeout(delay)
         conn.write(conn.client, request)
@@ -275,18 +278,18 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
                 received += f.bytes
                 yield conn.wait_bytes("server", received)
                 continue
-            delay = compute.flight_time(f.ops)
+            delay = compute.flight_time(f.ops, host)
             if delay:
                 yield env.timeout(delay)
             for w in f.writes:
                 conn.write(conn.server, w)
         if profile.post_ops and not any(f.sender == "server" and f.phase == "post" for f in flights):
             # checks of the client's chain under mTLS (otherwise part of the ticket flight's ops)
-            delay = compute.flight_time(profile.post_ops)
+            delay = compute.flight_time(profile.post_ops, host)
             if delay:
                 yield env.timeout(delay)
         yield conn.wait_bytes("server", client_total + request)
-        delay = compute.flight_time(())
+        delay = compute.flight_time((), host)
         if delay and response:
             yield env.timeout(delay)
         for w in response:
