@@ -157,13 +157,25 @@ class Endpoint:
                 # pending: `_ack_check` for each)
                 mss = self.mss
                 tsval, tsecr = seg.tsval, seg.tsecr
+                delack = None  # delayed-ACK delay armed here, deadline not worked out yet
                 for start in range(seq, end, mss):
                     stop = start + mss if start + mss < end else end
                     if r.on_data(now, start, stop, tsval, tsecr, rto):
+                        delack = None  # (the ACK disarms the delayed-ACK timer)
                         ack = sender.snd_nxt  # send_ack(now)
                         self._emit(self._segment(ack, ack, now))
+                    elif delack is None and r.delack_deadline is None:
+                        # _ack_check(now, False) arms the delayed-ACK timer: its delay depends on
+                        # the state now, its deadline (a timer-wheel computation) is needed only if
+                        # no later segment of this skb sends the ACK first (on_data never reads it)
+                        delack = r.delack_timeout(self.rtt.srtt_s)
                     else:
+                        if delack is not None:
+                            r.delack_deadline = self.timers.expiry(now, delack)
+                            delack = None
                         self._ack_check(now, False)
+                if delack is not None:
+                    r.delack_deadline = self.timers.expiry(now, delack)
                 if sender.send_idx < len(sender.queue) or sender.lost_out:
                     sender.push(now)
             if r.rcv_nxt > before:
