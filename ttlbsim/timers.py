@@ -51,6 +51,8 @@ def _lvl_start(n: int) -> int:
     return (_LVL_SIZE - 1) << ((n - 1) * LVL_CLK_SHIFT)
 
 
+_floor = math.floor
+
 _LVL_STARTS = tuple(_lvl_start(n) if n else 0 for n in range(10))
 
 
@@ -136,8 +138,9 @@ class KernelTimers:
         hz = self.hz
         d = -((-round(delay_s * 1e6) * hz) // 1_000_000)  # usecs_to_jiffies, rounding up
         if d < 504:  # levels 0 and 1 (the common cases: a fast path with the same result)
-            clk = math.floor((now + self.phase_s) * hz + 1e-6)
+            phase = self.phase_s
+            clk = _floor((now + phase) * hz + 1e-6)
             if d < 63:
-                return (clk + (d if d > 0 else 0) + 1) * self._tick - self.phase_s
-            return ((((clk + d) >> 3) + 1) << 3) * self._tick - self.phase_s
+                return (clk + (d if d > 0 else 0) + 1) * self._tick - phase
+            return ((((clk + d) >> 3) + 1) << 3) * self._tick - phase
         return self.expiry_jiffies(now, d)

@@ -463,14 +463,6 @@ class Sender:
             skb.lost = True
             self.lost_out += 1
 
-    def _rack_reo_wnd(self) -> float:
-        """`tcp_rack_reo_wnd`: 0 when no reordering was seen and (in recovery or ≥ 3 SACKed)."""
-        if not self.reord_seen:
-            if self.state >= RECOVERY or self.sacked_out >= K_REORDERING:
-                return 0.0
-        min_rtt = self.rtt.min_rtt_s or 0.0
-        return min(min_rtt / 4.0, self.rtt.srtt_s or 0.0)
-
     def _rack_detect_loss(self, now: float) -> None:
         """`tcp_rack_detect_loss`: a segment sent before the most recently delivered one is lost
         once rack.rtt + reo_wnd has passed since its transmission; else arm the reorder timer.
@@ -478,7 +470,15 @@ class Sender:
         SACKed segments and lost ones not yet retransmitted are passed over; the walk starts at
         `rack_skip`, below which every segment is one of those (it stays so until a
         retransmission: `push` and `_on_rto` lower the mark)."""
-        reo_wnd = self._rack_reo_wnd()
+        # tcp_rack_reo_wnd: 0 when no reordering was seen and (in recovery or >= 3 SACKed),
+        # else min(min_rtt / 4, srtt)
+        if not self.reord_seen and (self.state >= RECOVERY or self.sacked_out >= K_REORDERING):
+            reo_wnd = 0.0
+        else:
+            rtt = self.rtt
+            min_rtt = rtt.min_rtt_us * 1e-6 if rtt.min_rtt_us is not None else 0.0  # min_rtt_s or 0
+            srtt = (rtt.srtt_us >> 3) * 1e-6 if rtt.srtt_us else 0.0                 # srtt_s or 0
+            reo_wnd = min(min_rtt / 4.0, srtt)
         timeout = 0.0
         q = self.queue
         rack_mstamp = self.rack_mstamp
