@@ -194,6 +194,8 @@ class Receiver:
         return False
 
     def _already_sacked(self, seq: int, end: int) -> bool:
+        if seq >= self.ooo[-1][1]:
+            return False  # past every block (the common case)
         for s, e in self.ooo:
             if s <= seq and end <= e:
                 return True
