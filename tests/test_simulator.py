@@ -258,6 +258,56 @@ def test_netem_drops_a_whole_gso_skb(gso, lost_segments):
     assert conn.server.sender.retransmits == lost_segments
 
 
+@pytest.mark.parametrize("hz", [100, 250, 1000])
+def test_tail_loss_probe_after_two_srtt_plus_2ms(hz):
+    """tcp_schedule_loss_probe with more than one segment out: usecs_to_jiffies(2·srtt + 2 ms)
+    (TCP_TIMEOUT_MIN_US, since the 2023 fix also in 6.1.y; the old code added 2 *jiffies*, 20 ms at
+    HZ 100). A lost handshake flight is probed 2·srtt + 2 ms after it, rounded up to the tick."""
+    import simpy
+
+    from ttlbsim.link import Link
+
+    class Log:
+        def __init__(self, path):
+            self.path, self.sent, self.dropped = path, [], False
+
+        def send(self, now, nbytes, header=0):
+            if nbytes > 200:
+                self.sent.append(now)
+                if not self.dropped:
+                    self.dropped = True
+                    return -1.0
+            return self.path.send(now, nbytes, header)
+
+    s = scenario(rtt="35ms", bandwidth="1Gbit", hz=hz)
+    prof = build_profile(s.tls)
+    env = simpy.Environment()
+    link = Link(s.network, np.random.default_rng(1), np.random.default_rng(2))
+    link.down = log = Log(link.down)
+    conn = Connection(env, s, link, 0.0)
+
+    def client():
+        conn.client.connect(env.now)
+        conn._after(conn.client)
+        yield conn.client_established
+
+    def server():
+        yield conn.server_established
+        conn.write(conn.server, prof.flights[1].bytes)
+    env.process(client())
+    env.process(server())
+    env.run(until=10)
+    srtt_us = conn.server.sender.rtt.srtt_us >> 3
+    flight, probe = log.sent[0], log.sent[1]
+    floor = (2 * srtt_us + 2000) * 1e-6
+    assert probe - flight >= floor
+    # the kernel timer wheel rounds up to the tick (and to 8 ticks past 63 jiffies)
+    assert probe == pytest.approx(conn.server.timers.expiry(flight, floor), abs=1e-9)
+    if hz == 100:
+        # the pre-fix formula, usecs_to_jiffies(2·srtt) + 2 jiffies, would not probe before 2·srtt + 20 ms
+        assert probe - flight < 2 * srtt_us * 1e-6 + 0.020
+
+
 def test_gso_skbs_grow_with_the_pacing_rate():
     """tcp_tso_autosize: ~1 ms of pacing rate (200 % of cwnd·MSS/srtt in slow start), >= 2."""
     s = scenario()

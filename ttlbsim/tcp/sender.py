@@ -32,8 +32,8 @@ from .segment import ACK, Segment
 
 OPEN, DISORDER, CWR, RECOVERY, LOSS = 0, 1, 2, 3, 4
 K_REORDERING = 3               # sysctl tcp_reordering
-K_TLP_MIN_TIMEOUT_JIFFIES = 2  # TCP_TIMEOUT_MIN
-K_RACK_REO_TIMEOUT_EXTRA = 0.002
+K_TLP_TIMEOUT_MIN_US = 2000   # TCP_TIMEOUT_MIN_US (TLP floor, added before jiffies rounding)
+K_RACK_REO_TIMEOUT_EXTRA = 0.002  # TCP_TIMEOUT_MIN_US (RACK reorder timer floor), s
 K_MIN_TSO_SEGS = 2             # sysctl tcp_min_tso_segs
 
 
@@ -341,19 +341,22 @@ class Sender:
 
     def _schedule_loss_probe(self, now: float, advancing_rto: bool = False) -> bool:
         """`tcp_schedule_loss_probe` (tcp_early_retrans = 3): in Open or CWR with data out, a
-        probe after 2·srtt (+200 ms with one segment out, else +2 jiffies), never later than the
-        RTO — a full RTO from now when called for an ACK (`advancing_rto`), else the head's."""
+        probe after 2·srtt (+200 ms with one segment out, else +2 ms), never later than the RTO —
+        a full RTO from now when called for an ACK (`advancing_rto`), else the head's. The floor is
+        added in µs before converting to jiffies, as since "tcp: fix excessive TLP and RACK timeouts
+        from HZ rounding" (Linux 6.7, backported to 6.1.y): with HZ 100 the old `+ TCP_TIMEOUT_MIN`
+        (2 jiffies) probed 20 ms later than a 6.1.176 kernel does."""
         packets_out = self.packets_out
         if packets_out == 0 or (self.state != OPEN and self.state != CWR):
             return False
         rtt = self.rtt
         srtt_us = rtt.srtt_us
-        srtt = (srtt_us >> 3) * 1e-6 if srtt_us else None  # rtt.srtt_s
-        if srtt:
+        if srtt_us:
+            # 2·srtt plus a floor, in µs, converted to jiffies once (the expiry rounds up)
             if packets_out == 1:
-                timeout = 2 * srtt + rtt.rto_min_us * 1e-6
+                timeout = ((srtt_us >> 2) + rtt.rto_min_us) * 1e-6
             else:
-                timeout = 2 * srtt + K_TLP_MIN_TIMEOUT_JIFFIES * (1.0 / self.timers.hz)
+                timeout = ((srtt_us >> 2) + K_TLP_TIMEOUT_MIN_US) * 1e-6
         else:
             timeout = rtt.rto_s
         if advancing_rto:
