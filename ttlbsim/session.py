@@ -2,7 +2,7 @@
 
 The protocol objects (`ttlbsim.tcp.endpoint.Endpoint`, `ttlbsim.link.NetemPath`) are plain
 objects handed the current time; this module is the thin driver: it carries segments across the
-link (a simpy timeout per packet), wakes each endpoint at its timer deadline, and runs the two
+link (one simpy event per packet), wakes each endpoint at its timer deadline, and runs the two
 applications as simpy processes that follow the handshake profile:
 
 client: connect() → ClientHello → wait for the server's whole flight → compute (decapsulate,
@@ -19,6 +19,7 @@ server sends no response and TTLB = TTFB.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from heapq import heappush
 
 import numpy as np
 import simpy
@@ -57,36 +58,45 @@ class _Waiter:
         self.event: simpy.Event | None = None
 
 
-class _Due(simpy.Event):
-    """A packet's arrival or an endpoint's wake-up: a simpy event triggered when made (as a
-    `simpy.Timeout` is), processed `delay` seconds from now with `value` (the segment, or the
-    deadline). The same heap entry (time, NORMAL, eid) a timeout gets, without the timeout's
-    checks. `callbacks` is a shared one-element tuple holding the handler: simpy only iterates
-    an event's callbacks and then sets them to None, and nothing else ever waits for these
-    events, so no per-event list is needed."""
+class _WakeUp:
+    """An endpoint's wake-up at its timer deadline `deadline` (s): a simpy event that is
+    scheduled already triggered (as a `simpy.Timeout` is) and never fails. `callbacks` is a
+    shared one-element tuple holding the handler: simpy only iterates an event's callbacks and
+    then sets them to None, and nothing else ever waits for a wake-up, so no per-event list (nor
+    the rest of a `simpy.Event`) is needed."""
 
-    def __init__(self, env: simpy.Environment, delay: float, value, callbacks: tuple) -> None:
-        self.env = env
+    __slots__ = ("callbacks", "deadline")
+    _ok = True
+
+    def __init__(self, callbacks: tuple, deadline: float) -> None:
         self.callbacks = callbacks
-        self._value = value
-        self._ok = True
-        env.schedule(self, NORMAL, delay)
+        self.deadline = deadline
+
+
+# Arrivals and wake-ups go into simpy's own event queue as `env.schedule(event, NORMAL, delay)`
+# puts them there — the same (env.now + delay, NORMAL, event id, event) heap entry — written out
+# to save a method call per packet ("# env.schedule" below); `env._now` is what `env.now` returns.
 
 
 class _Direction:
     """One way across the link: hands each segment to this side's netem and, if it survives,
-    schedules its arrival (one simpy event per packet; the segment rides as the event's value).
-    LOST, or DROPPED at the queue limit (negative release times), are not delivered: Linux would
-    keep a DROPPED segment unsent and enter CWR, but with the default limit of 1000 packets these
-    flows never reach it, so both count as a loss on the wire. Counts frame bytes (as netem
-    counts them, lost ones included) and Ethernet frames (a GSO packet is several)."""
+    schedules its arrival. LOST, or DROPPED at the queue limit (negative release times), are not
+    delivered: Linux would keep a DROPPED segment unsent and enter CWR, but with the default limit
+    of 1000 packets these flows never reach it, so both count as a loss on the wire. Counts frame
+    bytes (as netem counts them, lost ones included) and Ethernet frames (a GSO packet is
+    several).
+
+    The segment is its own simpy event: scheduled already triggered (as a `simpy.Timeout` is),
+    with the heap entry (time, NORMAL, eid) a timeout gets, and `callbacks` a shared one-element
+    tuple holding the receiving side's handler (simpy only iterates an event's callbacks and then
+    sets them to None; nothing else waits for an arrival, and each segment is carried once)."""
 
     __slots__ = ("env", "path", "deliver", "bytes", "frames")
 
     def __init__(self, env: simpy.Environment, path, deliver) -> None:
         self.env = env
         self.path = path
-        self.deliver = (deliver,)  # the arrivals' shared callbacks (see _Due)
+        self.deliver = (deliver,)  # the arrivals' shared callbacks
         self.bytes = 0
         self.frames = 0
 
@@ -95,10 +105,11 @@ class _Direction:
         self.bytes += frame
         self.frames += seg.nseg
         env = self.env
-        now = env.now
+        now = env._now
         release = self.path.send(now, frame, 0)
         if release >= 0:
-            _Due(env, release - now if release > now else 0.0, seg, self.deliver)
+            seg.callbacks = self.deliver
+            heappush(env._queue, (now + (release - now if release > now else 0.0), NORMAL, next(env._eid), seg))  # env.schedule
 
 
 class Connection:
@@ -116,7 +127,7 @@ class Connection:
         self.link = link
         self.up = _Direction(env, link.up, self._deliver_server)
         self.down = _Direction(env, link.down, self._deliver_client)
-        self._wake_client_cb = (self._wake_client,)  # wake-ups' shared callbacks (see _Due)
+        self._wake_client_cb = (self._wake_client,)  # wake-ups' shared callbacks (see _WakeUp)
         self._wake_server_cb = (self._wake_server,)
         self.client = Endpoint(name="client", tcp=tcp, mss=mss, timers=timers, emit=self.up.carry,
                                on_established=lambda now: self._succeed(self.client_established),
@@ -133,16 +144,16 @@ class Connection:
 
     # After every packet: `_after` only when the endpoint's earliest deadline is now earlier
     # than its scheduled wake-up (or it has none), the one case in which `_after` acts.
-    def _deliver_server(self, ev) -> None:
+    def _deliver_server(self, seg) -> None:
         ep = self.server
-        ep.on_segment(self.env.now, ev._value)
+        ep.on_segment(self.env._now, seg)
         deadline = ep.timer_deadline()
         if deadline is not None and (ep.wake_at is None or deadline < ep.wake_at):
             self._after(ep)
 
-    def _deliver_client(self, ev) -> None:
+    def _deliver_client(self, seg) -> None:
         ep = self.client
-        ep.on_segment(self.env.now, ev._value)
+        ep.on_segment(self.env._now, seg)
         deadline = ep.timer_deadline()
         if deadline is not None and (ep.wake_at is None or deadline < ep.wake_at):
             self._after(ep)
@@ -160,19 +171,20 @@ class Connection:
         if scheduled is not None and scheduled <= deadline:
             return
         ep.wake_at = deadline
-        now = self.env.now
-        _Due(self.env, deadline - now if deadline > now else 0.0, deadline,
-             self._wake_client_cb if ep is self.client else self._wake_server_cb)
+        env = self.env
+        now = env._now
+        wake = _WakeUp(self._wake_client_cb if ep is self.client else self._wake_server_cb, deadline)
+        heappush(env._queue, (now + (deadline - now if deadline > now else 0.0), NORMAL, next(env._eid), wake))  # env.schedule
 
-    def _wake_client(self, ev) -> None:
-        self._wake(self.client, ev._value)
+    def _wake_client(self, wake: _WakeUp) -> None:
+        self._wake(self.client, wake.deadline)
 
-    def _wake_server(self, ev) -> None:
-        self._wake(self.server, ev._value)
+    def _wake_server(self, wake: _WakeUp) -> None:
+        self._wake(self.server, wake.deadline)
 
     def _wake(self, ep: Endpoint, deadline: float) -> None:
         scheduled = ep.wake_at
-        now = self.env.now
+        now = self.env._now
         if scheduled == deadline:
             ep.wake_at = None
         elif scheduled is None or scheduled > now + 1e-12:
@@ -208,7 +220,7 @@ class Connection:
         return ev
 
     def write(self, ep: Endpoint, nbytes: int) -> None:
-        ep.write(self.env.now, nbytes)
+        ep.write(self.env._now, nbytes)
         self._after(ep)
 
 

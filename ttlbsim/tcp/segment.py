@@ -27,9 +27,14 @@ class Segment:
     `tsval`/`tsecr` the timestamp option values (seconds, ms-granular like TCP_TS_HZ 1000),
     `nseg` the number of MSS segments it carries (a GSO skb: netem delays and drops it whole,
     the receiver processes its segments one by one; `frame_bytes` counts every segment's
-    headers)."""
+    headers).
 
-    __slots__ = ("flags", "seq", "end", "ack", "wnd", "sack", "dsack", "tsval", "tsecr", "frame_bytes", "nseg")
+    `callbacks` belongs to the driver: a segment in flight is its own arrival event there (see
+    `ttlbsim.session._Direction`); the protocol code never reads it."""
+
+    __slots__ = ("flags", "seq", "end", "ack", "wnd", "sack", "dsack", "tsval", "tsecr", "frame_bytes", "nseg",
+                 "callbacks")
+    _ok = True  # (read by simpy when the segment's arrival is processed: it never fails)
 
     def __init__(self, flags: int, seq: int, end: int, ack: int, wnd: int, sack: tuple = (),
                  dsack: bool = False, tsval: float = 0.0, tsecr: float = 0.0) -> None:
