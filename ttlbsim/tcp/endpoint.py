@@ -18,7 +18,7 @@ from ..timers import KernelTimers
 from .congestion import create_congestion_control
 from .receiver import Receiver
 from .rtt import RttEstimator
-from .segment import ACK, SYN, Segment
+from .segment import ACK, K_HEADER_BYTES, SYN, Segment
 from .sender import Sender
 
 CLOSED, SYN_SENT, SYN_RECV, ESTABLISHED = 0, 1, 2, 3
@@ -26,6 +26,9 @@ K_SYN_WINDOW_CLIENT = 64240   # rounddown(65535, 1460)
 K_SYN_WINDOW_SERVER = 65160   # rounddown(65535, 1448)
 K_SYN_RETRIES = 6             # tcp_syn_retries
 K_SYNACK_RETRIES = 5          # tcp_synack_retries
+
+
+_new = object.__new__
 
 
 def _ts(now: float) -> float:
@@ -75,9 +78,21 @@ class Endpoint:
             sack, dsack = (), False
         else:
             sack, dsack = r.sack_blocks()
-        wnd = r.rcv_ssthresh if r.rcv_ssthresh < r.window_clamp else r.window_clamp  # r.window()
-        seg = Segment(ACK, seq, end, r.rcv_nxt, wnd, sack, dsack, int(now * 1000.0) / 1000.0 or 1e-3,  # _ts(now)
-                      r.ts_recent)
+        # Segment(ACK, seq, end, r.rcv_nxt, r.window(), sack, dsack, _ts(now), r.ts_recent), its
+        # fields set here rather than through the constructor's call (this runs for every packet)
+        seg = _new(Segment)
+        seg.flags = ACK
+        seg.seq = seq
+        seg.end = end
+        seg.ack = r.rcv_nxt
+        seg.wnd = r.rcv_ssthresh if r.rcv_ssthresh < r.window_clamp else r.window_clamp
+        seg.sack = sack
+        seg.dsack = dsack
+        seg.tsval = int(now * 1000.0) / 1000.0 or 1e-3
+        seg.tsecr = r.ts_recent
+        seg.nseg = 1
+        # headers + payload, and the SACK option: 12 B for the first block, 8 B for each further one
+        seg.frame_bytes = K_HEADER_BYTES + (end - seq) + (4 + 8 * len(sack) if sack else 0)
         # tcp_event_ack_sent(): one quick-ACK credit used if an ACK was due; delayed ACK off
         if r.ack_pending and r.quick:
             r.quick -= 1

@@ -53,6 +53,7 @@ class Skb:
 
 
 _seq_of = attrgetter("seq")
+_new = object.__new__
 
 
 class Sender:
@@ -162,12 +163,17 @@ class Sender:
                 remaining -= take
         seq = q[-1].end if q else self.write_seq
         mss = self.mss
-        while remaining > mss:
-            q.append(Skb(seq, seq + mss))
-            seq += mss
+        while remaining > 0:
+            # Skb(seq, seq + min(mss, remaining)), its fields set here rather than through the
+            # constructor's call
+            skb = _new(Skb)
+            skb.seq = seq
+            seq = skb.end = seq + mss if remaining > mss else seq + remaining
+            skb.xmit_time = -1.0
+            skb.tx = 0
+            skb.sacked = skb.lost = skb.retrans = False
+            q.append(skb)
             remaining -= mss
-        if remaining > 0:
-            q.append(Skb(seq, seq + remaining))
         self.write_seq += nbytes
         self.push(now)
 
