@@ -137,6 +137,21 @@ class Connection:
                                on_established=lambda now: self._succeed(self.server_established),
                                on_receive=self._server_received)
 
+    def close(self) -> None:
+        """Drop the references that make the connection's objects a cycle (callbacks and bound
+        methods between the endpoints, their halves and this driver; simpy's queue of pending
+        events and its environment's bound helpers), so that reference counting frees them as
+        soon as the run is over instead of the cyclic garbage collector, whose collections they
+        would otherwise trigger (~90 objects a run). The connection is unusable afterwards."""
+        for ep in (self.client, self.server):
+            ep.sender.queue.clear()
+            ep.sender._make_segment = ep.sender._emit = ep.sender._on_data_sent = None
+            ep._emit = ep._on_established = ep._on_receive = None
+        self.up.deliver = self.down.deliver = None
+        env = self.env
+        self.__dict__.clear()
+        env.__dict__.clear()
+
     # -- plumbing -------------------------------------------------------------------------------
     @staticmethod
     def _succeed(event: simpy.Event) -> None:
@@ -523,9 +538,5 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
         rtos=c.sender.rto_count + s.sender.rto_count, tlps=c.sender.tlp_count + s.sender.tlp_count,
         packets_up=conn.up.frames, packets_down=conn.down.frames, bytes_up=conn.up.bytes, bytes_down=conn.down.bytes,
     )
-    # The connection's objects refer to each other (callbacks, simpy processes), so only the
-    # cyclic garbage collector frees them. Emptying the send queues here lets reference counting
-    # free their skbs (two thirds of those objects) at once, which halves the collector's work.
-    c.sender.queue.clear()
-    s.sender.queue.clear()
+    conn.close()
     return record
