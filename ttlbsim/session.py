@@ -23,7 +23,6 @@ from heapq import heappush
 
 import numpy as np
 import simpy
-from numpy.random.bit_generator import ISpawnableSeedSequence
 from simpy.events import NORMAL
 
 from .compute import ComputeModel
@@ -251,221 +250,16 @@ def response_writes(data_bytes: int, profile: HandshakeProfile) -> list[int]:
     return out
 
 
-# -- a run's random streams --------------------------------------------------------------------
-# A run draws from the children 0-3 of its SeedSequence: up link (0), down link (1), the jiffy
-# phase (2) and, when it varies, the host latency (3). `SeedSequence.spawn()` and `default_rng()`
-# cost ~85 µs a run (numpy arrays and an errstate context at each step, for a handful of 32-bit
-# words), so the children's seeds are worked out here with numpy's own algorithm
-# (numpy/random/bit_generator.pyx: `_coerce_to_uint32_array`, `mix_entropy`, `generate_state`,
-# which numpy keeps stable for reproducibility), the part common to every run of a seed once.
-# The bit generators are numpy's PCG64 seeded from those words: the same streams, number for
-# number, as ``default_rng(seed_seq.spawn(4)[k])``.
-
-_M32 = 0xFFFFFFFF
-_M64 = (1 << 64) - 1
-_M128 = (1 << 128) - 1
-_INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
-_MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
-_PCG_MULT = (2549297995355413924 << 64) | 4865540595714422341  # PCG_DEFAULT_MULTIPLIER_128
-
-
-def _hash_consts(init: int, mult: int, n: int) -> list[tuple[int, int]]:
-    """The (xor, multiplier) pairs of n successive hashmix steps: the hash constant evolves the
-    same way whatever the data (c ← c · mult), so step k is ``((x ^ c_k) · c_{k+1}) mod 2^32``."""
-    out, c = [], init
-    for _ in range(n):
-        nxt = (c * mult) & _M32
-        out.append((c, nxt))
-        c = nxt
-    return out
-
-
-# generate_state(4, np.uint64) of a 4-word pool: 8 words from the pool's words 0, 1, 2, 3, 0, ...
-(_G0, _H0), (_G1, _H1), (_G2, _H2), (_G3, _H3), (_G4, _H4), (_G5, _H5), (_G6, _H6), (_G7, _H7) = \
-    _hash_consts(_INIT_B, _MULT_B, 8)
-
-
-def _int_words(n) -> list[int] | None:
-    """A non-negative integer as 32-bit words, lowest first ([0] for 0); None if not one."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        return None
-    n = int(n)
-    if n == 0:
-        return [0]
-    out = []
-    while n > 0:
-        out.append(n & _M32)
-        n >>= 32
-    return out
-
-
-def _seq_words(x) -> list[int] | None:
-    """`_coerce_to_uint32_array` for an int or a flat sequence of ints; None for anything else
-    (then numpy does the work)."""
-    if isinstance(x, (list, tuple, range)):
-        out = []
-        for v in x:
-            w = _int_words(v)
-            if w is None:
-                return None
-            out += w
-        return out
-    return _int_words(x)
-
-
-def _mix_in(pool: tuple[int, int, int, int], hc: int, word: int) -> tuple[tuple[int, int, int, int], int]:
-    """`mix_entropy`'s last loop for one entropy word past the pool size: each pool word p ←
-    mix(p, hashmix(word)). Returns the pool and the hash constant."""
-    p0, p1, p2, p3 = pool
-    v = word ^ hc
-    hc = (hc * _MULT_A) & _M32
-    v = (v * hc) & _M32
-    x = (_MIX_L * p0 - _MIX_R * (v ^ (v >> 16))) & _M32
-    p0 = x ^ (x >> 16)
-    v = word ^ hc
-    hc = (hc * _MULT_A) & _M32
-    v = (v * hc) & _M32
-    x = (_MIX_L * p1 - _MIX_R * (v ^ (v >> 16))) & _M32
-    p1 = x ^ (x >> 16)
-    v = word ^ hc
-    hc = (hc * _MULT_A) & _M32
-    v = (v * hc) & _M32
-    x = (_MIX_L * p2 - _MIX_R * (v ^ (v >> 16))) & _M32
-    p2 = x ^ (x >> 16)
-    v = word ^ hc
-    hc = (hc * _MULT_A) & _M32
-    v = (v * hc) & _M32
-    x = (_MIX_L * p3 - _MIX_R * (v ^ (v >> 16))) & _M32
-    return (p0, p1, p2, x ^ (x >> 16)), hc
-
-
-_run_pools: dict[tuple[int, ...], tuple[tuple[int, int, int, int], int]] = {}
-
-
-def _entropy_pool(words: tuple[int, ...]) -> tuple[tuple[int, int, int, int], int]:
-    """`mix_entropy` of a 4-word pool over the run entropy `words` (padded with zeros to the
-    pool size, as for any SeedSequence with a spawn key): the pool and the hash constant to mix
-    the spawn key into. Cached: the same for every run of a seed."""
-    got = _run_pools.get(words)
-    if got is not None:
-        return got
-    w = list(words) + [0] * (4 - len(words))
-    hc = _INIT_A
-    pool = []
-    for i in range(4):  # hashmix of the first 4 words
-        v = ((w[i] ^ hc) * ((hc * _MULT_A) & _M32)) & _M32
-        hc = (hc * _MULT_A) & _M32
-        pool.append(v ^ (v >> 16))
-    for src in range(4):  # all bits mixed together
-        for dst in range(4):
-            if src != dst:
-                v = ((pool[src] ^ hc) * ((hc * _MULT_A) & _M32)) & _M32
-                hc = (hc * _MULT_A) & _M32
-                x = (_MIX_L * pool[dst] - _MIX_R * (v ^ (v >> 16))) & _M32
-                pool[dst] = x ^ (x >> 16)
-    got = (pool[0], pool[1], pool[2], pool[3]), hc
-    for word in w[4:]:
-        got = _mix_in(*got, word)
-    if len(_run_pools) < 256:
-        _run_pools[words] = got
-    return got
-
-
-def _state64(pool: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-    """`generate_state(4, np.uint64)` of a SeedSequence whose 4-word pool is `pool`."""
-    p0, p1, p2, p3 = pool
-    v0 = ((p0 ^ _G0) * _H0) & _M32
-    v1 = ((p1 ^ _G1) * _H1) & _M32
-    v2 = ((p2 ^ _G2) * _H2) & _M32
-    v3 = ((p3 ^ _G3) * _H3) & _M32
-    v4 = ((p0 ^ _G4) * _H4) & _M32
-    v5 = ((p1 ^ _G5) * _H5) & _M32
-    v6 = ((p2 ^ _G6) * _H6) & _M32
-    v7 = ((p3 ^ _G7) * _H7) & _M32
-    return (v0 ^ (v0 >> 16) | (v1 ^ (v1 >> 16)) << 32, v2 ^ (v2 >> 16) | (v3 ^ (v3 >> 16)) << 32,
-            v4 ^ (v4 >> 16) | (v5 ^ (v5 >> 16)) << 32, v6 ^ (v6 >> 16) | (v7 ^ (v7 >> 16)) << 32)
-
-
-class _ChildSeed(ISpawnableSeedSequence):
-    """The SeedSequence with run entropy `entropy` and `spawn_key`, given its mixed 4-word
-    `pool`: `generate_state(4, np.uint64)` (all PCG64 asks for) gives what
-    ``np.random.SeedSequence(entropy, spawn_key=spawn_key)`` gives, other requests are passed to
-    such a SeedSequence, and `spawn` hands out genuine SeedSequences."""
-
-    def __init__(self, entropy, spawn_key: tuple, pool: tuple[int, int, int, int]) -> None:
-        self.entropy = entropy
-        self.spawn_key = spawn_key
-        self.pool = pool
-        self.n_children_spawned = 0
-
-    def _genuine(self) -> np.random.SeedSequence:
-        return np.random.SeedSequence(self.entropy, spawn_key=self.spawn_key,
-                                      n_children_spawned=self.n_children_spawned)
-
-    def generate_state(self, n_words, dtype=np.uint32):
-        if n_words == 4 and dtype is np.uint64:
-            return np.array(_state64(self.pool), dtype=np.uint64)
-        return self._genuine().generate_state(n_words, dtype)
-
-    def spawn(self, n_children):
-        seqs = self._genuine().spawn(n_children)
-        self.n_children_spawned += n_children
-        return seqs
-
-    def first_double(self) -> float:
-        """The first `random()` of a PCG64 seeded from this sequence (`pcg64_set_seed`: one
-        step of the 128-bit LCG; then a step and the XSL-RR output, top 53 bits), without
-        building one."""
-        w0, w1, w2, w3 = _state64(self.pool)
-        inc = ((((w2 << 64) | w3) << 1) | 1) & _M128
-        state = (((inc + ((w0 << 64) | w1)) * _PCG_MULT + inc) * _PCG_MULT + inc) & _M128
-        x = ((state >> 64) ^ state) & _M64
-        rot = state >> 122
-        return ((((x >> rot) | (x << (64 - rot))) & _M64) >> 11) * (1.0 / 9007199254740992.0)
-
-
-def _children(seed_seq: np.random.SeedSequence, n: int) -> list:
-    """Children ``n_children_spawned`` … ``+ n - 1`` of `seed_seq` (what ``seed_seq.spawn(n)``
-    returns, without advancing `seed_seq`), as `_ChildSeed` when the pool has the default 4
-    words and the entropy and spawn key are plain integers, else as genuine SeedSequences."""
-    base = seed_seq.n_children_spawned
-    if type(seed_seq) is np.random.SeedSequence and seed_seq.pool_size == 4:
-        run = _seq_words(seed_seq.entropy)
-        key = _seq_words(seed_seq.spawn_key)
-        if run is not None and key is not None:
-            pool, hc = _entropy_pool(tuple(run))
-            for word in key:
-                pool, hc = _mix_in(pool, hc, word)
-            out = []
-            for k in range(base, base + n):
-                child, h = pool, hc
-                for word in _int_words(k):
-                    child, h = _mix_in(child, h, word)
-                out.append(_ChildSeed(seed_seq.entropy, seed_seq.spawn_key + (k,), child))
-            return out
-    return [np.random.SeedSequence(seed_seq.entropy, spawn_key=seed_seq.spawn_key + (k,), pool_size=seed_seq.pool_size)
-            for k in range(base, base + n)]
-
-
-def _generator(seq) -> np.random.Generator:
-    """``np.random.default_rng(seq)``."""
-    return np.random.Generator(np.random.PCG64(seq))
-
-
 def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: ComputeModel,
                    seed_seq: np.random.SeedSequence) -> RunRecord:
-    """Simulate one connection; all randomness comes from `seed_seq`: from its children 0 and 1
-    (what ``seed_seq.spawn()`` hands out first; `seed_seq` itself is not advanced) the link's up
-    and down draws, from child 2 the kernel's jiffy phase, and from child 3 the host's
-    flight-to-flight latency variation when it varies (a fourth stream, so the link's draws are
-    the same with and without it)."""
-    children = _children(seed_seq, 4 if compute.varies else 3)
-    host = _generator(children[3]) if compute.varies else None
+    """Simulate one connection; all randomness comes from `seed_seq`."""
+    up_seq, down_seq, misc_seq = seed_seq.spawn(3)
+    # the host's flight-to-flight latency variation (a fourth stream, so the link's draws are the same
+    # with and without it)
+    host = np.random.default_rng(seed_seq.spawn(1)[0]) if compute.varies else None
     env = simpy.Environment()
-    link = Link(scenario.network, _generator(children[0]), _generator(children[1]))
-    misc = children[2]
-    r = misc.first_double() if type(misc) is _ChildSeed else float(np.random.default_rng(misc).random())
-    phase = r / scenario.tcp.hz
+    link = Link(scenario.network, np.random.default_rng(up_seq), np.random.default_rng(down_seq))
+    phase = float(np.random.default_rng(misc_seq).random()) / scenario.tcp.hz
     conn = Connection(env, scenario, link, phase)
     flights = profile.flights
     request = scenario.workload.request_bytes + profile.record_overhead
