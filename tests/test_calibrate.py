@@ -35,7 +35,7 @@ def dataset(tmp_path_factory):
     d = tmp_path_factory.mktemp("data")
     rng = np.random.default_rng(1)
     for key, opts in CELLS:
-        sc = Scenario.build(**opts, initcwnd=20, hz=100, client_profile="openssl", key_shares=1)
+        sc = Scenario.build(**opts, initcwnd=20, hz=100, client_profile="openssl", key_shares=1, compute="measured")
         r = simulate(sc.replace(flight_overhead=TRUE_OVERHEAD), runs=1)
         name = "_".join(str(key[k]) for k in ("pair", "bandwidth", "rtt", "data"))
         noise = rng.normal(0, 0.2, 10)

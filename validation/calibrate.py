@@ -45,7 +45,7 @@ import numpy as np
 
 from ttlbsim import Scenario
 from ttlbsim.errors import InvalidValue
-from ttlbsim.simulate import is_deterministic, simulate
+from ttlbsim.simulate import simulate
 
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
@@ -102,7 +102,9 @@ class Cell:
 
     @property
     def lossy(self) -> bool:
-        return not is_deterministic(self.scenario)
+        """Loss or jitter on the link (host-latency variation does not make a cell lossy)."""
+        n = self.scenario.network
+        return n.loss > 0 or n.jitter_s > 0
 
     @property
     def kind(self) -> str:
