@@ -43,12 +43,42 @@ class DropFirst:
 
     def __init__(self, path, min_bytes: int = 0):
         self.path, self.min_bytes, self.done = path, min_bytes, False
+        self.sent: list[float] = []  # send times of the packets larger than min_bytes
 
     def send(self, now, nbytes, header=0):
-        if not self.done and nbytes > self.min_bytes:
-            self.done = True
-            return -1.0
+        if nbytes > self.min_bytes:
+            self.sent.append(now)
+            if not self.done:
+                self.done = True
+                return -1.0
         return self.path.send(now, nbytes, header)
+
+
+def server_flight_with_first_packet_lost(s: Scenario):
+    """Connect, have the server write its handshake flight, lose the flight's first packet
+    (larger than 200 B); returns the Connection after 10 s and the dropping path."""
+    import simpy
+
+    from ttlbsim.link import Link
+
+    prof = build_profile(s.tls)
+    env = simpy.Environment()
+    link = Link(s.network, np.random.default_rng(1), np.random.default_rng(2))
+    link.down = drop = DropFirst(link.down, min_bytes=200)
+    conn = Connection(env, s, link, 0.0)
+
+    def client():
+        conn.client.connect(env.now)
+        conn._after(conn.client)
+        yield conn.client_established
+
+    def server():
+        yield conn.server_established
+        conn.write(conn.server, prof.flights[1].bytes)
+    env.process(client())
+    env.process(server())
+    env.run(until=10)
+    return conn, drop
 
 
 def slow_start_rounds(segments: int, cwnd: int) -> int:
@@ -232,29 +262,9 @@ def test_netem_drops_a_whole_gso_skb(gso, lost_segments):
     """Linux TCP builds GSO skbs (>= tcp_min_tso_segs = 2 segments) even without device GSO; netem
     sits before segmentation, so one loss draw drops them all (the emulator's captures show the
     holes in pairs). With gso=False each segment is its own packet."""
-    import simpy
-
-    from ttlbsim.link import Link
     s = scenario(rtt="35ms", bandwidth="100Mbit", data="50KiB", initcwnd=20, gso=gso)
-    prof = build_profile(s.tls)
-
-    env = simpy.Environment()
-    link = Link(s.network, np.random.default_rng(1), np.random.default_rng(2))
-    link.down = DropFirst(link.down, min_bytes=200)  # the first data packet
-    conn = Connection(env, s, link, 0.0)
-
-    def client():
-        conn.client.connect(env.now)
-        conn._after(conn.client)
-        yield conn.client_established
-
-    def server():
-        yield conn.server_established
-        conn.write(conn.server, prof.flights[1].bytes)
-    env.process(client())
-    env.process(server())
-    env.run(until=10)
-    assert conn.client.receiver.rcv_nxt == prof.flights[1].bytes
+    conn, _ = server_flight_with_first_packet_lost(s)
+    assert conn.client.receiver.rcv_nxt == build_profile(s.tls).flights[1].bytes
     assert conn.server.sender.retransmits == lost_segments
 
 
@@ -263,40 +273,7 @@ def test_tail_loss_probe_after_two_srtt_plus_2ms(hz):
     """tcp_schedule_loss_probe with more than one segment out: usecs_to_jiffies(2·srtt + 2 ms)
     (TCP_TIMEOUT_MIN_US, since the 2023 fix also in 6.1.y; the old code added 2 *jiffies*, 20 ms at
     HZ 100). A lost handshake flight is probed 2·srtt + 2 ms after it, rounded up to the tick."""
-    import simpy
-
-    from ttlbsim.link import Link
-
-    class Log:
-        def __init__(self, path):
-            self.path, self.sent, self.dropped = path, [], False
-
-        def send(self, now, nbytes, header=0):
-            if nbytes > 200:
-                self.sent.append(now)
-                if not self.dropped:
-                    self.dropped = True
-                    return -1.0
-            return self.path.send(now, nbytes, header)
-
-    s = scenario(rtt="35ms", bandwidth="1Gbit", hz=hz)
-    prof = build_profile(s.tls)
-    env = simpy.Environment()
-    link = Link(s.network, np.random.default_rng(1), np.random.default_rng(2))
-    link.down = log = Log(link.down)
-    conn = Connection(env, s, link, 0.0)
-
-    def client():
-        conn.client.connect(env.now)
-        conn._after(conn.client)
-        yield conn.client_established
-
-    def server():
-        yield conn.server_established
-        conn.write(conn.server, prof.flights[1].bytes)
-    env.process(client())
-    env.process(server())
-    env.run(until=10)
+    conn, log = server_flight_with_first_packet_lost(scenario(rtt="35ms", bandwidth="1Gbit", hz=hz))
     srtt_us = conn.server.sender.rtt.srtt_us >> 3
     flight, probe = log.sent[0], log.sent[1]
     floor = (2 * srtt_us + 2000) * 1e-6
