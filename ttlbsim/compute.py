@@ -128,6 +128,13 @@ class ComputeModel:
             return crypto + overhead * math.exp(sigma * rng.standard_normal() - 0.5 * sigma * sigma)
         return crypto + overhead
 
+    def crypto_time(self, ops: tuple[str, ...]) -> float:
+        """Seconds of the scaled crypto in `ops` alone, without the per-flight overhead: the work a
+        side does in the middle of reading or writing a flight (`Flight.read_ops`/`write_ops`)."""
+        if ops not in self._cache:
+            self.flight_time(ops)
+        return self._cache[ops][0]
+
     @staticmethod
     def _varies(c: ComputeConfig) -> bool:
         """True when flight overheads are random (then no two runs are alike)."""

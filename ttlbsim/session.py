@@ -269,6 +269,34 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
     server_total = sum(f.bytes for f in flights if f.sender == "server")
     client_total = sum(f.bytes for f in flights if f.sender == "client")
 
+    def write_flight(ep, f, handshake_done=False):
+        """The flight's remaining crypto and the host's overhead, then its writes, with the crypto
+        `write_ops` places between them (a signature after the writes it does not hold up)."""
+        delay = compute.flight_time(f.final_ops if (f.read_ops or f.write_ops) else f.ops, host)
+        if delay:
+            yield env.timeout(delay)
+        between = dict(f.write_ops)
+        for k, w in enumerate(f.writes):
+            if k in between:
+                delay = compute.crypto_time(between[k])
+                if delay:
+                    yield env.timeout(delay)
+            conn.write(ep, w)
+        if handshake_done:
+            times["ttfb"] = env.now  # SSL_do_handshake() returns once its Finished is written
+
+    def read_flight(side, i, received):
+        """Wait for flight i of the peer (`received` bytes of the peer's flights before it), doing
+        the next flight's `read_ops` as the messages they need complete."""
+        nxt = flights[i + 1] if i + 1 < len(flights) else None
+        if nxt is not None and nxt.sender == side:
+            for n, ops in nxt.read_ops:
+                yield conn.wait_bytes(side, received + n)
+                delay = compute.crypto_time(ops)
+                if delay:
+                    yield env.timeout(delay)
+        yield conn.wait_bytes(side, received + flights[i].bytes)
+
     def client_app():
         conn.client.connect(env.now)
         conn._after(conn.client)
@@ -277,16 +305,10 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
         for i, f in enumerate(flights):
             if f.sender == "server":
                 if f.phase == "handshake":
+                    yield from read_flight("client", i, received)
                     received += f.bytes
-                    yield conn.wait_bytes("client", received)
                 continue
-            delay = compute.flight_time(f.ops, host)
-            if delay:
-                yield env.timeout(delay)
-            if i == last_client_hs:
-                times["ttfb"] = env.now
-            for w in f.writes:
-                conn.write(conn.client, w)
+            yield from write_flight(conn.client, f, i == last_client_hs)
         delay = compute.flight_time((), host)
         if delay:
             yield env.timeout(delay)
@@ -300,16 +322,12 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
     def server_app():
         yield conn.server_established
         received = 0
-        for f in flights:
+        for i, f in enumerate(flights):
             if f.sender == "client":
+                yield from read_flight("server", i, received)
                 received += f.bytes
-                yield conn.wait_bytes("server", received)
                 continue
-            delay = compute.flight_time(f.ops, host)
-            if delay:
-                yield env.timeout(delay)
-            for w in f.writes:
-                conn.write(conn.server, w)
+            yield from write_flight(conn.server, f)
         if profile.post_ops and not any(f.sender == "server" and f.phase == "post" for f in flights):
             # checks of the client's chain under mTLS (otherwise part of the ticket flight's ops)
             delay = compute.flight_time(profile.post_ops, host)

@@ -31,10 +31,10 @@ from . import messages as m
 from .algorithms import GROUPS, get_sig
 from .certificates import Chain, build_chain, resize
 from .profile import Flight, HandshakeProfile
-from .records import CCS_RECORD, MAX_FRAGMENT, PROTECTED_OVERHEAD, record_sizes, socket_writes
+from .records import CCS_RECORD, MAX_FRAGMENT, PROTECTED_OVERHEAD, record_sizes, socket_writes, writes_issued
 
 #: bump when the model changes sizes on purpose (cached JSON with another version is regenerated)
-MODEL_VERSION = 1
+MODEL_VERSION = 2  # 2: read_ops / write_ops (when each side's crypto happens)
 
 
 class _FlightBuilder:
@@ -43,6 +43,27 @@ class _FlightBuilder:
     def __init__(self, sender: str, ops: list[str], phase: str = "handshake") -> None:
         self.sender, self.ops, self.phase = sender, ops, phase
         self.items: list[tuple[str, list[int]]] = []
+        self.read_ops: list[tuple[int, tuple[str, ...]]] = []
+        self.write_ops: list[tuple[int, tuple[str, ...]]] = []
+
+    def read_after(self, peer: Flight, message: str, ops: list[str]) -> None:
+        """Perform `ops` (already in this flight's ops) once the peer's flight has arrived up to
+        the end of its `message` (its first message of that name)."""
+        end = 0
+        for name, n in peer.messages:
+            end += n
+            if name == message:
+                if ops:
+                    self.read_ops.append((end, tuple(ops)))
+                return
+        raise ValueError(f"no {message} in the peer's flight")
+
+    def sign_before_next(self, op: str) -> None:
+        """The record added next needs `op` (a signature): with OpenSSL's buffered writes, what
+        could not stay in the buffer has been written before the signing starts."""
+        k = writes_issued([r for _, rs in self.items for r in rs])
+        if k:
+            self.write_ops.append((k, (op,)))
 
     def plain(self, name: str, message: bytes) -> None:
         self.items.append((name, record_sizes(len(message), protected=False)))
@@ -60,7 +81,8 @@ class _FlightBuilder:
         else:
             writes = socket_writes(records)
         return Flight(sender=self.sender, bytes=sum(records), messages=tuple((n, sum(rs)) for n, rs in self.items),
-                      writes=writes, ops=tuple(self.ops), phase=self.phase)
+                      writes=writes, ops=tuple(self.ops), phase=self.phase,
+                      read_ops=tuple(self.read_ops), write_ops=() if flush_each else tuple(self.write_ops))
 
 
 def _sign_verify(chain: Chain, transcript: bytes, side: str) -> bytes:
@@ -158,19 +180,26 @@ def generate_profile(tls: TLSConfig) -> HandshakeProfile:
         name, cert_msg = _certificate_message(certs, tls.compress)
         fb.protected(name, cert_msg)
         cv = _sign_verify(chain, bytes(transcript + cert_msg), "server")
+        fb.sign_before_next(f"sign:{sig.name}")
         fb.protected("CertificateVerify", cv)
         transcript += cert_msg + cv
         sizes.update(certificate_message=len(cert_msg), certificate_verify=len(cv))
     fin = m.finished(bytes(transcript))
     fb.protected("Finished", fin)
     transcript += fin
-    flights.append(fb.flight())
+    server_flight = fb.flight()
+    flights.append(server_flight)
 
-    # --- client Finished flight
+    # --- client Finished flight: its crypto is done while the server's flight is read, each
+    # operation at the end of the message it needs
     client_ops = [f"kem.decaps:{kex_name}"]
-    if not resume:
-        client_ops += [f"verify:{s}" for s in chain.signatures] + [f"verify:{sig.name}"]
     fb = _FlightBuilder("client", client_ops)
+    fb.read_after(server_flight, "ServerHello", [f"kem.decaps:{kex_name}"])
+    if not resume:
+        chain_ops = [f"verify:{s}" for s in chain.signatures]
+        client_ops += chain_ops + [f"verify:{sig.name}"]
+        fb.read_after(server_flight, name, chain_ops)
+        fb.read_after(server_flight, "CertificateVerify", [f"verify:{sig.name}"])
     if not client_ccs_sent:
         fb.ccs()
     post_ops: list[str] = []
@@ -178,6 +207,7 @@ def generate_profile(tls: TLSConfig) -> HandshakeProfile:
         name, cert_msg = _certificate_message(client_chain.certs, tls.compress)
         fb.protected(name, cert_msg)
         cv = _sign_verify(client_chain, bytes(transcript + cert_msg), "client")
+        fb.sign_before_next(f"sign:{sig.name}")
         fb.protected("CertificateVerify", cv)
         transcript += cert_msg + cv
         client_ops.append(f"sign:{sig.name}")

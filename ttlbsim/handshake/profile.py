@@ -3,7 +3,10 @@
 This is the contract between the handshake model (genuine encodings) and the simulator: an
 ordered tuple of :class:`Flight` s in wire order. The simulator sends flight *i* when its sender
 has received every byte of the previous flight from the other side (consecutive flights of the
-same sender go back to back), after spending the compute time of the operations in `ops`.
+same sender go back to back), after spending the compute time of the operations in `ops` — except
+those the flight places earlier (`read_ops`, `write_ops`): OpenSSL processes each handshake message
+as its record arrives and signs between the writes of its flight, so on a slow link that work
+overlaps the transfer.
 """
 
 from __future__ import annotations
@@ -31,6 +34,18 @@ class Flight:
       "verify:mldsa44", "kem.decaps:X25519MLKEM768", "kem.keygen:X25519MLKEM768".
     - `phase`: "handshake" for flights up to the client's Finished, "post" for flights after it
       (NewSessionTicket).
+    - `read_ops`: ((n, ops), ...) — operations of `ops` the sender performs while it reads the
+      peer's preceding flight, as soon as the first `n` bytes of that flight have arrived (n = the
+      end of the message they need, in order): OpenSSL's client decapsulates at the end of
+      ServerHello, verifies the chain at the end of Certificate and the signature at the end of
+      CertificateVerify (`ossl_statem_client_process_message`), each when its record is complete.
+    - `write_ops`: ((k, ops), ...) — operations of `ops` performed after `writes[:k]` went to the
+      socket and before `writes[k]` (k ≥ 1): the server signs CertificateVerify only after its
+      Certificate record was produced, and the part of the flight its 4096-byte write buffer could
+      not hold has been written by then (`tls_construct_cert_verify` after
+      `tls_construct_server_certificate`; linux-tcp-netem.md §10).
+    Operations in neither are performed before the first write, after the whole preceding peer
+    flight has arrived (together with the host's per-flight overhead).
     """
 
     sender: Sender
@@ -39,6 +54,18 @@ class Flight:
     writes: tuple[int, ...]
     ops: tuple[str, ...] = ()
     phase: Literal["handshake", "post"] = "handshake"
+    read_ops: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    write_ops: tuple[tuple[int, tuple[str, ...]], ...] = ()
+
+    @property
+    def final_ops(self) -> tuple[str, ...]:
+        """The operations of `ops` left for after the whole preceding peer flight (before the
+        first write): `ops` minus those `read_ops` and `write_ops` place earlier."""
+        left = list(self.ops)
+        for _, ops in (*self.read_ops, *self.write_ops):
+            for op in ops:
+                left.remove(op)
+        return tuple(left)
 
     def message_dict(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -94,6 +121,8 @@ class HandshakeProfile:
                     "message_list": [list(m) for m in f.messages],
                     "writes": list(f.writes),
                     "ops": list(f.ops),
+                    "read_ops": [[n, list(ops)] for n, ops in f.read_ops],
+                    "write_ops": [[k, list(ops)] for k, ops in f.write_ops],
                 }
                 for f in self.flights
             ],
@@ -114,6 +143,8 @@ class HandshakeProfile:
                 writes=tuple(int(w) for w in f["writes"]),
                 ops=tuple(f.get("ops", ())),
                 phase=f.get("phase", "handshake"),
+                read_ops=tuple((int(n), tuple(ops)) for n, ops in f.get("read_ops", ())),
+                write_ops=tuple((int(k), tuple(ops)) for k, ops in f.get("write_ops", ())),
             )
             for f in d["flights"]
         )

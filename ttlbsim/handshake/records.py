@@ -45,6 +45,22 @@ def record_sizes(message_len: int, protected: bool) -> list[int]:
 
 def socket_writes(records: list[int], buffer: int = WRITE_BUFFER) -> tuple[int, ...]:
     """The write() sizes OpenSSL's buffering BIO makes for one flight of records (flushed at the end)."""
+    writes = _buffered_writes(records, buffer)
+    return writes[0] + ((writes[1],) if writes[1] else ())
+
+
+def writes_issued(records: list[int], buffer: int = WRITE_BUFFER) -> int:
+    """How many write() calls the buffering BIO has made once `records` (the first records of a
+    flight) are produced, before the flight's final flush: the bytes still buffered are not
+    written yet. A record produced later (e.g. CertificateVerify, after signing) can only be in
+    the writes from this index on."""
+    return len(_buffered_writes(records, buffer)[0])
+
+
+def _buffered_writes(records: list[int], buffer: int) -> tuple[tuple[int, ...], int]:
+    """(writes issued, bytes left in the buffer) after OpenSSL's buffering BIO took `records`:
+    a record that fits is buffered; one that does not fills the buffer, which is written, and
+    the rest is written directly when it is at least a buffer's worth, else buffered."""
     writes: list[int] = []
     buffered = 0
     for n in records:
@@ -59,10 +75,8 @@ def socket_writes(records: list[int], buffer: int = WRITE_BUFFER) -> tuple[int, 
             writes.append(n)
             n = 0
         buffered = n
-    if buffered:
-        writes.append(buffered)
-    return tuple(writes)
+    return tuple(writes), buffered
 
 
 __all__ = ["HEADER", "TAG", "PROTECTED_OVERHEAD", "MAX_FRAGMENT", "CCS_RECORD", "WRITE_BUFFER",
-           "record_sizes", "socket_writes"]
+           "record_sizes", "socket_writes", "writes_issued"]
