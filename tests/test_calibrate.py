@@ -99,3 +99,13 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--data" in err
     assert C.main(["--data", str(tmp_path / "missing")]) == 2
+
+
+def test_whole_round_trips_in_a_miss():
+    from validation.calibrate import _whole_rounds
+
+    assert _whole_rounds(-34.1, 35.0) == -1      # pq65 1 Gbit/35 ms/100 KiB: one round fewer
+    assert _whole_rounds(-198.7, 200.0) == -1
+    assert _whole_rounds(71.0, 35.0) == 2
+    assert _whole_rounds(-17.0, 35.0) == 0       # half a round trip: not a whole round
+    assert _whole_rounds(1.0, 35.0) == 0

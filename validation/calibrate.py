@@ -252,6 +252,14 @@ def compare_cell(cell: Cell, sim: dict[str, np.ndarray], twin: Cell | None = Non
     return out
 
 
+def _whole_rounds(delta_ms: float, rtt_ms: float, tolerance: float = 0.15) -> int:
+    """`delta_ms` as a whole number of round trips (within `tolerance` of one), else 0."""
+    if rtt_ms <= 0:
+        return 0
+    n = delta_ms / rtt_ms
+    return int(round(n)) if abs(n - round(n)) <= tolerance else 0
+
+
 def miss_reasons(cell: Cell, cmp: dict) -> str:
     """A short, computed explanation of each missed gate (pointers to validation/diagnosis.md)."""
     out = []
@@ -266,7 +274,11 @@ def miss_reasons(cell: Cell, cmp: dict) -> str:
                 out.append(f"{name} p{q} at a gap between modes (the simulated CDF is {f:.2f} at the emulated "
                            f"p{q}: {abs(f - q / 100) * 100:.0f} points apart; §7)")
             elif cell.key.get("bandwidth") == "1Gbit" and m == "ttlb_ms":
-                out.append(f"{name} p{q}: reader-driven stretch ACKs, not modelled (§3, §4)")
+                rounds = _whole_rounds(row[f"sim_p{q}"] - row[f"emu_p{q}"], cell.scenario.network.rtt_s * 1e3)
+                more = (f" (the simulation takes {abs(rounds)} round trip{'s' if abs(rounds) > 1 else ''} "
+                        f"{'fewer' if rounds < 0 else 'more'})" if rounds else "")
+                out.append(f"{name} p{q}: reader-driven stretch ACKs and the window they advertise, not modelled"
+                           f"{more} (§3, §4)")
             else:
                 out.append(f"{name} p{q}: not explained")
         if cell.kind == "lossy" and row["ks"] > GATES["lossy"]["ks"]:
