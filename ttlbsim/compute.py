@@ -90,8 +90,9 @@ def resolve(config: ComputeConfig, ops) -> ComputeConfig:
         times = {op: known[op] if op in known else float(measure_operation(op)) for op in ops}
         overhead = cal.flight_overhead_s if config.flight_overhead_s is None else config.flight_overhead_s
         sigma = cal.overhead_sigma if config.overhead_sigma is None else config.overhead_sigma
+        read_delay = cal.read_delay_s if config.read_delay_s is None else config.read_delay_s
         return dataclasses.replace(config, mode="explicit", times_s=times, scale=config.scale * cal.compute_scale,
-                                   flight_overhead_s=overhead, overhead_sigma=sigma)
+                                   flight_overhead_s=overhead, overhead_sigma=sigma, read_delay_s=read_delay)
     return config
 
 
@@ -102,6 +103,12 @@ class ComputeModel:
         self.config = config
         self._cache: dict[tuple[str, ...], tuple[float, float, float]] = {}
         self.varies = self._varies(config)
+        if config.mode == "calibrated" and config.read_delay_s is None:
+            from .calibration import load
+
+            self.read_delay = load(config.profile).read_delay_s  # s, the application's read delay
+        else:
+            self.read_delay = config.read_delay
 
     @staticmethod
     def _op_time(config: ComputeConfig, op: str) -> float:

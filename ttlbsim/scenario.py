@@ -201,6 +201,11 @@ class ComputeConfig:
     vary from flight to flight as a host's scheduling does: each flight's overhead is
     `flight_overhead_s` × a lognormal factor of mean 1 and shape `overhead_sigma` (0: the same every
     time). None: the profile's value in "calibrated" mode, 0 otherwise.
+    `read_delay_s`: how long after data stops arriving the receiving application reads it (both
+    sides). 0: at once, so the receiver acknowledges every second segment with a full window; > 0:
+    a host whose packet processing keeps the reader off the CPU while a burst arrives, so the
+    data waits unread, the window shrinks and the read sends a stretch ACK (`tcp_cleanup_rbuf`).
+    None: the profile's value in "calibrated" mode, 0 otherwise.
     """
 
     mode: str = "calibrated"
@@ -209,6 +214,7 @@ class ComputeConfig:
     flight_overhead_s: float | None = None
     profile: str | None = None
     overhead_sigma: float | None = None
+    read_delay_s: float | None = None
 
     def __post_init__(self) -> None:
         _set(self, "mode", _choice("compute", self.mode, ("calibrated", "measured", "zero", "explicit")))
@@ -227,6 +233,10 @@ class ComputeConfig:
                 isinstance(self.overhead_sigma, (int, float)) and not isinstance(self.overhead_sigma, bool)
                 and math.isfinite(self.overhead_sigma) and 0 <= self.overhead_sigma <= 5):
             raise InvalidValue("overhead_sigma", self.overhead_sigma, "a number from 0 to 5")
+        if self.read_delay_s is not None and not (
+                isinstance(self.read_delay_s, (int, float)) and not isinstance(self.read_delay_s, bool)
+                and math.isfinite(self.read_delay_s) and 0 <= self.read_delay_s <= 1):
+            raise InvalidValue("read_delay", self.read_delay_s, "a duration from 0 to 1s")
         if self.mode == "calibrated":
             from .calibration import DEFAULT_PROFILE, load
 
@@ -243,6 +253,11 @@ class ComputeConfig:
     def sigma(self) -> float:
         """The lognormal shape of the per-flight overhead (0 when unset outside "calibrated")."""
         return self.overhead_sigma or 0.0
+
+    @property
+    def read_delay(self) -> float:
+        """The application's read delay in seconds (0 when unset outside "calibrated" mode)."""
+        return self.read_delay_s or 0.0
 
 
 @dataclass(frozen=True)
@@ -268,7 +283,7 @@ class Scenario:
         field (kex, sig, chain, cert_profile, client_profile, mtls, hrr, resume, compress,
         tickets, key_shares, chain_bytes="16KB"). Compute: compute="calibrated" (default) |
         "measured" | "zero", calibration="uml-6.1" | PATH | "none" (= compute "measured"),
-        compute_scale, flight_overhead="1ms", overhead_sigma=0.8.
+        compute_scale, flight_overhead="1ms", overhead_sigma=0.8, read_delay="30us".
         """
         tls: dict[str, Any] = {}
         tcp: dict[str, Any] = {}
@@ -308,6 +323,8 @@ class Scenario:
                     raise InvalidValue("compute_scale", value, "a number >= 0") from None
             elif key == "flight_overhead":
                 comp["flight_overhead_s"] = parse_duration(value, "flight_overhead")
+            elif key == "read_delay":
+                comp["read_delay_s"] = parse_duration(value, "read_delay")
             elif key == "overhead_sigma":
                 try:
                     comp["overhead_sigma"] = float(value)
@@ -353,7 +370,8 @@ class Scenario:
                     compute_scale=self.compute.scale,
                     flight_overhead=None if self.compute.flight_overhead_s is None
                     else f"{self.compute.flight_overhead_s!r}s",
-                    overhead_sigma=self.compute.overhead_sigma, calibration=self.compute.profile)
+                    overhead_sigma=self.compute.overhead_sigma, calibration=self.compute.profile,
+                    read_delay=None if self.compute.read_delay_s is None else f"{self.compute.read_delay_s!r}s")
         return opts
 
     def to_dict(self) -> dict[str, Any]:

@@ -239,6 +239,21 @@ class Connection:
         self._after(ep)
 
 
+def record_ends(flights, sender: str, app_records: list[int]) -> list[int]:
+    """Where the TLS records `sender` writes end, as offsets in its byte stream: one record per
+    handshake message (ChangeCipherSpec included), then the application records."""
+    ends, at = [], 0
+    for f in flights:
+        if f.sender == sender:
+            for _, n in f.messages:
+                at += n
+                ends.append(at)
+    for n in app_records:
+        at += n
+        ends.append(at)
+    return ends
+
+
 def response_writes(data_bytes: int, profile: HandshakeProfile) -> list[int]:
     """The server's write() sizes for `data_bytes` of response: one TLS record per write."""
     out = []
@@ -264,6 +279,9 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
     flights = profile.flights
     request = scenario.workload.request_bytes + profile.record_overhead
     response = response_writes(scenario.workload.data_bytes, profile)
+    conn.client.receiver.record_ends = record_ends(flights, "server", response)
+    conn.server.receiver.record_ends = record_ends(flights, "client", [request])
+    conn.client.read_delay = conn.server.read_delay = compute.read_delay
     times = {"ttfb": None, "ttlb": None}
     last_client_hs = max(i for i, f in enumerate(flights) if f.sender == "client" and f.phase == "handshake")
     server_total = sum(f.bytes for f in flights if f.sender == "server")

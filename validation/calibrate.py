@@ -63,6 +63,7 @@ QUANTILES = (50, 75, 90)
 OVERHEAD_GRID_S = tuple(np.round(np.arange(0.0, 4.01, 0.2) * 1e-3, 6))
 #: lognormal shapes tried for the per-flight overhead's variation
 SIGMA_GRID = tuple(np.round(np.arange(0.0, 1.61, 0.2), 2))
+READ_DELAY_GRID_S = (0.0, 10e-6, 20e-6, 30e-6, 50e-6, 100e-6, 200e-6, 400e-6)
 SCALE_GRID = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 #: RMS differences (percentage points) below this are treated as ties (the emulation's cell-to-cell noise
 #: from host load is ~0.5-1 ms, i.e. ~1 % at 1 Gbit/35 ms)
@@ -164,15 +165,18 @@ class Params:
     flight_overhead_s: float = 0.0
     compute_scale: float = 1.0
     overhead_sigma: float = 0.0
+    read_delay_s: float = 0.0
 
     def label(self) -> str:
         return (f"flight_overhead {self.flight_overhead_s * 1e3:.2f} ms, compute scale {self.compute_scale:g}"
-                + (f", overhead sigma {self.overhead_sigma:g}" if self.overhead_sigma else ""))
+                + (f", overhead sigma {self.overhead_sigma:g}" if self.overhead_sigma else "")
+                + (f", read delay {self.read_delay_s * 1e6:g} us" if self.read_delay_s else ""))
 
 
 def sim_scenario(cell: Cell, p: Params) -> Scenario:
     return cell.scenario.replace(compute="measured", compute_scale=p.compute_scale,
-                                 flight_overhead=f"{p.flight_overhead_s * 1e3:.6g}ms", overhead_sigma=p.overhead_sigma)
+                                 flight_overhead=f"{p.flight_overhead_s * 1e3:.6g}ms", overhead_sigma=p.overhead_sigma,
+                                 read_delay=f"{p.read_delay_s * 1e6:.6g}us")
 
 
 class Simulator:
@@ -367,6 +371,23 @@ def noise_distance(cells: list[Cell], sim: Callable, p: Params) -> float:
     return float(np.mean(out))
 
 
+def fit_read_delay(cells: list[Cell], sim: Callable, p: Params, delays: Iterable[float] = READ_DELAY_GRID_S,
+                   say: Callable[[str], None] = lambda m: None) -> tuple[Params, float, list]:
+    """The application's read delay (with the flight overhead refitted around `p`'s for each, as
+    the delay adds to every flight's reading): the pair with the lowest training RMS; near-ties go
+    to the smaller delay."""
+    trace = []
+    for d in delays:
+        o0 = p.flight_overhead_s
+        pts = [dataclasses.replace(p, read_delay_s=float(d), flight_overhead_s=round(o0 + k * 4e-5, 7))
+               for k in range(-8, 4) if o0 + k * 4e-5 >= 0]
+        trace.append(min(((q, objective(cells, sim, q)) for q in pts), key=lambda t: (round(t[1], 3), t[0].flight_overhead_s)))
+    best = min(trace, key=lambda t: (round(t[1], 2), t[0].read_delay_s))
+    say("read delay: " + ", ".join(f"{q.read_delay_s * 1e6:g} us: RMS {v:.2f} % (overhead {q.flight_overhead_s * 1e3:.2f} ms)"
+                                  for q, v in trace) + f" -> {best[0].read_delay_s * 1e6:g} us")
+    return best[0], best[1], trace
+
+
 def fit_sigma(cells: list[Cell], sim: Callable, p: Params, sigmas: Iterable[float] = SIGMA_GRID,
               say: Callable[[str], None] = lambda m: None) -> tuple[Params, float, list]:
     """The lognormal shape of the per-flight overhead (mean kept at `p.flight_overhead_s`) whose
@@ -420,6 +441,7 @@ def calibration_document(params: Params, cells: list[Cell], stats: dict, data_di
             "flight_overhead_s": round(params.flight_overhead_s, 7),
             "overhead_sigma": round(params.overhead_sigma, 4),
             "compute_scale": round(params.compute_scale, 4),
+            "read_delay_s": round(params.read_delay_s, 7),
             "hz": hz,
         },
         "parameter_notes": {
@@ -429,13 +451,17 @@ def calibration_document(params: Params, cells: list[Cell], stats: dict, data_di
                               "(ComputeConfig.overhead_sigma); matches the lossless cells' run-to-run spread",
             "compute_scale": "fitted: multiplies the crypto operation times measured on the calibration host "
                              "(compute_times_s below; ComputeConfig.scale)",
+            "read_delay_s": "fitted: how long after data stops arriving the application reads it (ComputeConfig."
+                            "read_delay_s): the guest's packet processing keeps the reader off its one CPU during a "
+                            "burst, so data waits unread, the window shrinks and the read sends a stretch ACK",
             "hz": "fixed, not fitted: the UML guest kernel's CONFIG_HZ (TCPConfig.hz)",
         },
         "compute_times_s": measured_compute_times(cells),
         "fit": {
             "method": "grid search (coarse 0-4 ms by 0.2 ms x compute scale {0.25,0.5,0.75,1,1.5,2,3}, then 0.04 ms x +/-25 %) minimising the RMS of "
                       "p50 relative errors of TTFB and TTLB over the lossless training cells; near-ties (0.05 "
-                      "percentage points) resolved toward compute scale 1; then overhead_sigma on a grid (0-1.6 by 0.2) "
+                      "percentage points) resolved toward compute scale 1; then the read delay on a grid (0-400 us) "
+                      "with flight_overhead refitted for each (same objective, ties to the smaller delay); then overhead_sigma on a grid (0-1.6 by 0.2) "
                       "minimising the KS distance between the pooled run-to-run residuals (run minus cell median) of the "
                       "emulated and simulated lossless training cells; then flight_overhead refitted (0.04 ms steps) "
                       "with that sigma",
@@ -552,6 +578,14 @@ def render_report(rows: list[tuple[Cell, dict]], baseline: list[tuple[Cell, dict
               for b in f["best_by_compute_scale"]]
         L += ["", "The two trade off (about 1 ms of crypto per handshake against 3 flights of overhead): the "
               "overhead is well determined, the compute scale only loosely.", ""]
+        if f.get("rms_by_read_delay"):
+            L += ["The application's read delay (how long after a burst stops arriving the reader runs; with it the "
+                  "receive window shrinks under unread data and the reader's recv() sends stretch ACKs, "
+                  "`validation/diagnosis.md` §4), each with its best flight overhead:", "",
+                  "| read delay | flight_overhead | training RMS p50 error % |", "|---|---|---|"]
+            L += [f"| {b['read_delay_s'] * 1e6:g} us | {b['flight_overhead_s'] * 1e3:.2f} ms | {b['rms_p50_pct']:.2f} |"
+                  for b in f["rms_by_read_delay"]]
+            L += [""]
     L += ["## Every cell", "",
           "TTFB and TTLB in ms (emulation → simulation, p50), errors in % (p50 / p75 / p90), KS; in brackets, for "
           "lossy/jittery cells with a lossless twin in the data set, the KS after adding the host's run-to-run noise "
@@ -687,10 +721,11 @@ def calibrate(data_dir: Path = DEFAULT_DATA, out: Path | None = DEFAULT_OUT, rep
             raise InvalidValue("--data", str(data_dir), "a data set with training cells")
         t0 = time.time()
         params, train_rms, trace = fit(train, sim, overheads, scales, say=say)
+        params, train_rms, delay_trace = fit_read_delay(train, sim, params, say=say)
         params, noise_ks, sigma_trace = fit_sigma(train, sim, params, say=say)
         if params.overhead_sigma > 0:  # the median of a varying overhead is below its mean: refit the mean
             o0 = params.flight_overhead_s
-            fine = [Params(round(o0 + k * 4e-5, 7), params.compute_scale, params.overhead_sigma)
+            fine = [dataclasses.replace(params, flight_overhead_s=round(o0 + k * 4e-5, 7))
                     for k in range(-10, 11) if o0 + k * 4e-5 >= 0]
             params, train_rms = min(((q, objective(train, sim, q)) for q in fine), key=lambda t: (round(t[1], 2), t[0].flight_overhead_s))
             say(f"refit with sigma: {params.label()} (RMS p50 error {train_rms:.2f} %)")
@@ -720,6 +755,8 @@ def calibrate(data_dir: Path = DEFAULT_DATA, out: Path | None = DEFAULT_OUT, rep
                  "objective_at_fit_pct": round(train_rms, 3), "grid_points": len(trace),
                  "noise_ks_at_fit": round(noise_ks, 3),
                  "noise_ks_by_sigma": [{"overhead_sigma": float(s), "ks": round(d, 3)} for s, d in sigma_trace],
+                 "rms_by_read_delay": [{"read_delay_s": q.read_delay_s, "flight_overhead_s": q.flight_overhead_s,
+                                        "rms_p50_pct": round(v, 3)} for q, v in delay_trace],
                  "best_by_compute_scale": _best_by_scale(trace)}
         doc = calibration_document(params, cells, stats, data_dir)
         if out is not None:
@@ -745,7 +782,8 @@ def _best_by_scale(trace: list) -> list[dict]:
 
 def load_params(path: str | Path) -> Params:
     d = json.loads(Path(path).read_text())["parameters"]
-    return Params(float(d["flight_overhead_s"]), float(d["compute_scale"]), float(d.get("overhead_sigma", 0.0)))
+    return Params(float(d["flight_overhead_s"]), float(d["compute_scale"]), float(d.get("overhead_sigma", 0.0)),
+                  float(d.get("read_delay_s", 0.0)))
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:

@@ -41,7 +41,7 @@ class Endpoint:
     `on_receive(now, total_bytes)` tell the application about progress."""
 
     __slots__ = ("_emit", "_on_established", "_on_receive", "cc", "mss", "name",
-                 "peer_ts", "receiver", "rtt", "sender", "state", "syn_retrans",
+                 "peer_ts", "read_at", "read_delay", "receiver", "rtt", "sender", "state", "syn_retrans",
                  "syn_sent_at", "syn_timeout", "syn_timer", "syn_ts", "tcp", "timers", "wake_at")
 
     def __init__(self, *, name: str, tcp, mss: int, timers: KernelTimers, emit: Callable[[Segment], None],
@@ -67,6 +67,10 @@ class Endpoint:
         self.syn_ts = 0.0
         self.peer_ts = 0.0
         self.wake_at: float | None = None  # the driver's scheduled wake-up (session.Connection)
+        # the application's reads: at once (0), or `read_delay` s after data stops arriving (a host
+        # whose receive processing keeps the reader off the CPU during a burst)
+        self.read_delay = 0.0
+        self.read_at: float | None = None
 
     # -- emission -----------------------------------------------------------------------------
     def _segment(self, seq: int, end: int, now: float) -> Segment:
@@ -85,7 +89,7 @@ class Endpoint:
         seg.seq = seq
         seg.end = end
         seg.ack = r.rcv_nxt
-        seg.wnd = r.rcv_ssthresh if r.rcv_ssthresh < r.window_clamp else r.window_clamp
+        seg.wnd = r.advertise()  # tcp_select_window(): also rcv_wup = rcv_nxt
         seg.sack = sack
         seg.dsack = dsack
         seg.tsval = int(now * 1000.0) / 1000.0 or 1e-3
@@ -100,7 +104,6 @@ class Endpoint:
         r.pushed = 0
         r.dsack = None
         r.delack_deadline = None
-        r.rcv_wup = r.rcv_nxt
         return seg
 
     def send_ack(self, now: float) -> None:
@@ -194,9 +197,21 @@ class Endpoint:
                 if sender.send_idx < len(sender.queue) or sender.lost_out:
                     sender.push(now)
             if r.rcv_nxt > before:
-                self._on_receive(now, r.rcv_nxt)
+                if self.read_delay:
+                    self.read_at = now + self.read_delay
+                else:
+                    self.app_read(now)
         elif sender.send_idx < len(sender.queue) or sender.lost_out:
             sender.push(now)
+
+    def app_read(self, now: float) -> None:
+        """The application reads what has arrived (`Receiver.read`), sending the ACKs its recv()
+        calls trigger, and learns how much it has read."""
+        self.read_at = None
+        r = self.receiver
+        if r.rcv_nxt > r.copied:
+            r.read(now, lambda: self.send_ack(now))
+            self._on_receive(now, r.copied)
 
     def _on_syn(self, now: float, seg: Segment) -> None:
         self.peer_ts = seg.tsval
@@ -248,6 +263,9 @@ class Endpoint:
         s = self.syn_timer
         if s is not None and (t is None or s < t):
             t = s
+        s = self.read_at
+        if s is not None and (t is None or s < t):
+            t = s
         return t
 
     def on_timer(self, now: float) -> None:
@@ -263,3 +281,5 @@ class Endpoint:
         s = self.sender
         if s.xmit_timer is not None and now >= s.xmit_timer:
             s.on_timer(now)
+        if self.read_at is not None and now >= self.read_at:
+            self.app_read(now)

@@ -16,10 +16,21 @@ Modelled on Linux 6.1 (linux-tcp-netem.md §2, §4):
 - receive window: 64240 B in the SYN, then window_clamp = 65536 - advmss until receive-buffer
   autotuning (`tcp_rcv_space_adjust`, once per receiver RTT; off by default, see TCPConfig.
   rcv_autotune) raises it; rcv_ssthresh grows by
-  2·advmss per in-order segment (`tcp_grow_window`). The application reads at once.
+  2·advmss per in-order segment (`tcp_grow_window`).
+- receive memory and the window (`__tcp_select_window`, `tcp_select_window`): data not yet read by
+  the application, and out-of-order data, occupy sk_rmem_alloc as coalesced skbs (payload + one
+  ~1 KB skb head per up to 17 segments: `tcp_try_coalesce`); the advertised window is half the free
+  receive buffer (adv_win_scale 1), capped by rcv_ssthresh, rounded up to the window scale (7 with
+  tcp_rmem[2] = 6 MB) and never shrunk below what was already offered. The every-second-segment
+  ACK waits while unread data makes that window smaller than the one last advertised.
+- the application's reads (`tcp_recvmsg` + `tcp_cleanup_rbuf`, see :meth:`read`): the ACK a read
+  sends when one is pending, and the window-update ACK when a read doubles the window. The driver
+  decides when the application reads (at once, or after the host's read latency).
 """
 
 from __future__ import annotations
+
+from bisect import bisect_right
 
 K_TCP_ATO_MIN = 0.040       # TCP_ATO_MIN = HZ/25
 K_TCP_DELACK_MAX = 0.200    # TCP_DELACK_MAX = HZ/5
@@ -30,22 +41,32 @@ K_RMEM_MAX = 6 * 1024 * 1024  # tcp_rmem[2]
 K_RMEM_DEFAULT = 131072       # tcp_rmem[1]: the initial sk_rcvbuf
 K_RCVMEM = 3008               # SKB_TRUESIZE(advmss + MAX_TCP_HEADER), rounded up so that half of it holds an MSS
 K_MAX_SACK_BLOCKS = 3       # with timestamps, 3 SACK blocks fit in the option space
+K_WSCALE = 7                # rcv_wscale for tcp_rmem[2] = 6 MB (tcp_select_initial_window)
+K_WSCALE_UNIT = 1 << K_WSCALE
+K_MAX_WINDOW = 65535 << K_WSCALE
+K_SKB_HEAD = 1088           # truesize of a received segment's skb head: SKB_TRUESIZE(512) (skb_segment's
+                            # linear part), its payload being page frags
+K_COALESCE = 17             # MAX_SKB_FRAGS: segments tcp_try_coalesce() can merge into one skb
+K_TLS_HEADER = 5            # the first recv() of a TLS record reads its header (no read-ahead)
 _ATO_MIN_HALF = K_TCP_ATO_MIN / 2
 
 
 class Receiver:
     """Receive side of one endpoint. Sequence numbers count payload bytes from 0."""
 
-    __slots__ = ("ack_pending", "autotune", "advmss", "ato", "delack_deadline", "dsack",
+    __slots__ = ("ack_pending", "autotune", "advmss", "ato", "copied", "delack_deadline", "dsack",
                  "lrcvtime", "ooo", "pingpong", "pushed", "quick", "rcv_mss", "rcv_nxt", "rcv_rtt",
-                 "rcv_rtt_last_tsecr", "rcvbuf", "rcv_ssthresh", "rcv_wup", "recent_block", "space_bytes",
-                 "space_seq", "space_time", "ts_recent", "window_clamp")
+                 "rcv_rtt_last_tsecr", "rcv_wnd", "rcvbuf", "rcv_ssthresh", "rcv_wup", "recent_block",
+                 "record_ends", "space_bytes", "space_seq", "space_time", "ts_recent", "window_clamp")
 
     def __init__(self, *, advmss: int, autotune: bool = True) -> None:
         self.advmss = advmss
         self.autotune = autotune
         self.rcv_nxt = 0
         self.rcv_wup = 0                 # rcv_nxt when the last ACK was sent
+        self.rcv_wnd = 0                 # the window last advertised (bytes, from rcv_wup)
+        self.copied = 0                  # copied_seq: what the application has read
+        self.record_ends: list[int] | None = None  # the peer's TLS record ends (stream offsets)
         self.ooo: list[list[int]] = []   # sorted disjoint [start, end) blocks above rcv_nxt
         self.recent_block: tuple[int, int] | None = None
         self.dsack: tuple[int, int] | None = None
@@ -73,14 +94,55 @@ class Receiver:
 
     # -- window -------------------------------------------------------------------------------
     def window(self) -> int:
-        """Advertised receive window in bytes (the app has read everything: free space is the
-        whole window; Linux rounds to the window scale, which we ignore: < 128 B)."""
+        """The window's cap from the receive buffer's growth (rcv_ssthresh, window_clamp), bytes."""
         return min(self.rcv_ssthresh, self.window_clamp)
+
+    def rmem(self) -> int:
+        """sk_rmem_alloc (bytes): unread in-order data and out-of-order data, as coalesced skbs."""
+        unread = self.rcv_nxt - self.copied
+        mss = self.advmss
+        mem = 0
+        if unread > 0:
+            mem = unread + K_SKB_HEAD * -(-(-(-unread // mss)) // K_COALESCE)
+        for start, end in self.ooo:
+            n = end - start
+            mem += n + K_SKB_HEAD * -(-(-(-n // mss)) // K_COALESCE)
+        return mem
+
+    def select_window(self) -> int:
+        """`__tcp_select_window()`: half the free receive buffer (tcp_win_from_space, adv_win_scale
+        1), capped by rcv_ssthresh, aligned up to the window scale; zero when less than an MSS or
+        1/16 of the buffer is free. Below half the full space, quick-ACK credits are dropped."""
+        space = self.rcvbuf - self.rmem() if (self.copied != self.rcv_nxt or self.ooo) else self.rcvbuf
+        free = space - (space >> 1)
+        allowed = self.rcvbuf - (self.rcvbuf >> 1)
+        full = self.window_clamp if self.window_clamp < allowed else allowed
+        if free < full >> 1:
+            self.quick = 0
+            free &= ~(K_WSCALE_UNIT - 1)
+            if free < allowed >> 4 or free < min(self.rcv_mss, full):
+                return 0
+        if free > self.rcv_ssthresh:
+            free = self.rcv_ssthresh
+        return (free + K_WSCALE_UNIT - 1) & ~(K_WSCALE_UNIT - 1)
+
+    def advertise(self) -> int:
+        """`tcp_select_window()` for a segment being sent: the new window, never less than what is
+        left of the one already offered; remembered as rcv_wnd from rcv_wup = rcv_nxt (bytes)."""
+        cur = self.rcv_wup + self.rcv_wnd - self.rcv_nxt
+        new = self.select_window()
+        if new < cur:
+            new = (cur + K_WSCALE_UNIT - 1) & ~(K_WSCALE_UNIT - 1)
+        if new > K_MAX_WINDOW:
+            new = K_MAX_WINDOW
+        self.rcv_wnd = new
+        self.rcv_wup = self.rcv_nxt
+        return new
 
     def start(self, now: float) -> None:
         """ESTABLISHED: the first autotuning interval starts (`tcp_init_buffer_space`)."""
         self.space_time = now
-        self.space_seq = self.rcv_nxt
+        self.space_seq = self.copied = self.rcv_nxt
 
     def _space_adjust(self, now: float) -> None:
         """`tcp_rcv_space_adjust`, run as the application reads (at once, here): at most once
@@ -89,7 +151,7 @@ class Receiver:
         which starts at tcp_rmem[1] = 128 KiB, so the window opens only past ~64 KB of need."""
         if self.rcv_rtt is None or self.space_time is None or now - self.space_time < self.rcv_rtt:
             return
-        copied = self.rcv_nxt - self.space_seq
+        copied = self.copied - self.space_seq
         if copied > self.space_bytes:
             advmss = self.advmss
             rcvwin = 2 * copied + 16 * advmss
@@ -100,7 +162,7 @@ class Receiver:
                 self.rcvbuf = rcvbuf
                 self.window_clamp = rcvbuf - (rcvbuf >> 1)  # tcp_win_from_space
             self.space_bytes = copied
-        self.space_seq = self.rcv_nxt
+        self.space_seq = self.copied
         self.space_time = now
 
     # -- data arrival -------------------------------------------------------------------------
@@ -173,7 +235,10 @@ class Receiver:
             immediate = True  # hole filled: ACK at once
         if length >= 128:
             # tcp_grow_window: room up to min(window_clamp, tcp_space()), 2·advmss per segment
-            limit = self.rcvbuf >> 1
+            # (this segment is charged already; alone in the queue it is one skb)
+            space = self.rcvbuf - (length + K_SKB_HEAD if self.copied == rcv_nxt - length and not ooo
+                                   else self.rmem())
+            limit = space - (space >> 1)
             if self.window_clamp < limit:
                 limit = self.window_clamp
             ssthresh = self.rcv_ssthresh
@@ -183,14 +248,65 @@ class Receiver:
                     grow = 2 * length
                 grown = ssthresh + grow
                 self.rcv_ssthresh = grown if grown < limit else limit
+        if immediate:
+            return True
+        # __tcp_ack_snd_check: more than one full segment since the last ACK, and the window it
+        # would offer not smaller than the one offered (else tcp_recvmsg() sends the ACK when the
+        # application reads; this segment is unread, so sk_rcvlowat's test never holds here) —
+        # or quick-ACK mode (tested after the window, which may have ended it)
+        if (rcv_nxt - self.rcv_wup) > rcv_mss and self.select_window() >= self.rcv_wnd:
+            return True
+        return self.quick > 0 and not self.pingpong
+
+    def read(self, now: float, send_ack) -> None:
+        """The application reads what has arrived in order (`tcp_recvmsg`): a TLS client without
+        read-ahead first takes the next record's 5-byte header (or the rest of the record it is
+        in), then the rest. After each recv(), `tcp_cleanup_rbuf`: True if an ACK is due — the
+        pending one when more than a full segment is unacknowledged or when a pushed short segment
+        was read and the queue is empty; or a window update when the read at least doubled the
+        window (`send_ack()` is called at once, so that the ACK carries the window of that moment).
+        Receive-buffer autotuning runs here (`tcp_rcv_space_adjust`)."""
+        avail = self.rcv_nxt - self.copied
+        if avail <= 0:
+            return
+        ends = self.record_ends
+        if ends is None:
+            first = avail
+        else:
+            i = bisect_right(ends, self.copied)
+            if self.copied == 0 or (i and ends[i - 1] == self.copied):
+                first = K_TLS_HEADER
+            else:
+                first = ends[i] - self.copied if i < len(ends) else avail
+            if first > avail:
+                first = avail
+        self.copied += first
+        if self._cleanup():
+            send_ack()
+        rest = self.rcv_nxt - self.copied
+        if rest > 0:
+            self.copied += rest
+            if self._cleanup():
+                send_ack()
         if self.autotune and self.rcv_rtt is not None and self.space_time is not None \
                 and now - self.space_time >= self.rcv_rtt:
             self._space_adjust(now)
-        if immediate or (rcv_nxt - self.rcv_wup) > rcv_mss or (self.quick > 0 and not self.pingpong):
-            return True  # (the last test: in_quickack_mode())
-        pushed = self.pushed
-        if pushed >= 2 or (pushed and not self.pingpong and length < rcv_mss):
-            return True
+
+    def _cleanup(self) -> bool:
+        """`tcp_cleanup_rbuf()` after a recv() that copied data: True if an ACK is due."""
+        if self.ack_pending:
+            pushed = self.pushed
+            if (self.rcv_nxt - self.rcv_wup > self.rcv_mss
+                    or ((pushed >= 2 or (pushed and not self.pingpong))
+                        and self.copied == self.rcv_nxt and not self.ooo)):
+                return True
+        now_wnd = self.rcv_wup + self.rcv_wnd - self.rcv_nxt
+        if now_wnd < 0:
+            now_wnd = 0
+        if 2 * now_wnd <= self.window_clamp:
+            new = self.select_window()
+            if new and new >= 2 * now_wnd:
+                return True
         return False
 
     def _already_sacked(self, seq: int, end: int) -> bool:

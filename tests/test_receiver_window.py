@@ -1,0 +1,117 @@
+"""The receive window with unread data, and the ACKs the application's reads send.
+
+Linux 6.1: `__tcp_select_window` offers half the free receive buffer (adv_win_scale 1), capped by
+rcv_ssthresh and aligned up to the window scale (128 B); unread segments are charged as coalesced
+skbs (payload + one skb head per 17 segments); `tcp_select_window` never shrinks an offered
+window; `__tcp_ack_snd_check` sends the every-second-segment ACK only if the window would not
+shrink; `tcp_cleanup_rbuf` sends the pending ACK when the application reads. The numbers below
+are the ones the pq65 capture shows (validation/diagnosis.md §4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from ttlbsim import Scenario
+from ttlbsim.scenario import ComputeConfig
+from ttlbsim.simulate import simulate
+from ttlbsim.tcp.receiver import K_SKB_HEAD, Receiver
+
+MSS = 1448
+
+
+def _receiver(read=True) -> Receiver:
+    r = Receiver(advmss=MSS, autotune=False)
+    r.start(0.0)
+    r.rcv_wnd = r.advertise()  # the window offered with the request: 501·128 B
+    return r
+
+
+def _arrive(r: Receiver, n: int, t: float = 0.1) -> list[bool]:
+    out = []
+    for _ in range(n):
+        seq = r.rcv_nxt
+        out.append(r.on_data(t, seq, seq + MSS, 0.0, 0.0, 0.2))
+    return out
+
+
+def test_window_with_unread_segments_matches_the_capture():
+    r = _receiver()
+    assert r.rcv_wnd == 501 * 128
+    _arrive(r, 25)
+    assert r.rmem() == 25 * MSS + 2 * K_SKB_HEAD
+    assert r.select_window() == 363 * 128  # connection 1's stretch ACK: win 363
+    r.copied = r.rcv_nxt                      # all read: the full window again
+    assert r.select_window() == 501 * 128
+
+
+def test_offered_window_never_shrinks():
+    """30 segments held out of order (behind a lost one) take receive memory but do not move
+    rcv_nxt: the window they leave is smaller than what is left of the one offered, which is
+    offered again (`tcp_select_window`)."""
+    r = _receiver()
+    for k in range(1, 31):
+        r.on_data(0.1, k * MSS, (k + 1) * MSS, 0.0, 0.0, 0.2)
+    offered_left = r.rcv_wup + r.rcv_wnd - r.rcv_nxt
+    assert r.select_window() < offered_left == 501 * 128
+    assert r.advertise() == 501 * 128
+
+
+def test_every_second_segment_ack_waits_for_the_reader():
+    r = _receiver()
+    r.pingpong, r.quick = True, 0  # after the request: no quick ACKs
+    assert _arrive(r, 2) == [False, False]  # the second segment would shrink the window
+    r2 = _receiver()
+    r2.pingpong, r2.quick = True, 0
+    assert _arrive(r2, 1) == [False]
+    r2.copied = r2.rcv_nxt  # read before the next one arrives
+    assert _arrive(r2, 1) == [True]
+
+
+def test_read_of_a_record_header_sends_the_pending_ack_with_the_small_window():
+    r = _receiver()
+    r.pingpong, r.quick = True, 0
+    r.record_ends = [16406, 32812]
+    _arrive(r, 25)
+    windows = []
+    r.read(0.2, lambda: windows.append(r.advertise()))
+    assert windows == [363 * 128]  # sent after the 5-byte header: nothing freed yet
+    assert r.copied == r.rcv_nxt
+
+
+def test_read_window_update_only_when_it_doubles():
+    r = _receiver()
+    r.pingpong, r.quick = True, 0
+    _arrive(r, 1)
+    sent = []
+    r.read(0.2, lambda: sent.append(r.advertise()))
+    assert sent == []  # one short of two segments unacknowledged, window not doubled
+
+
+def _ttlb(bandwidth: str, read_delay: str, sig: str = "mldsa65", data: str = "100KiB") -> float:
+    s = Scenario.build(kex="X25519MLKEM768", sig=sig, rtt="35ms", bandwidth=bandwidth, data=data, initcwnd=20,
+                       client_profile="openssl", key_shares=1, hz=100, compute="zero", read_delay=read_delay)
+    return float(simulate(s, runs=1, seed=0).ttlb_ms[0])
+
+
+def test_a_reader_behind_a_1gbit_burst_costs_a_round_trip():
+    """pq65, 1 Gbit/35 ms, 100 KiB: a reader that reads only after the burst leaves round one's
+    last ACK with a window for 32 segments, so the 71-segment response needs three rounds
+    (emulated: 25, 35-38, 9-12) instead of two."""
+    fast, late = _ttlb("1Gbit", "0s"), _ttlb("1Gbit", "30us")
+    assert late - fast == pytest.approx(35.0, abs=2.0)
+
+
+def test_read_delay_does_not_matter_at_1mbit():
+    """At 1 Mbit/s segments arrive 11.6 ms apart: the reader keeps up whatever its delay."""
+    assert _ttlb("1Mbit", "30us") - _ttlb("1Mbit", "0s") < 1.0
+
+
+def test_read_delay_is_a_checked_host_parameter():
+    with pytest.raises(ValueError, match="read_delay"):
+        ComputeConfig(mode="zero", read_delay_s=-1e-6)
+    s = Scenario.build(read_delay="50us", compute="zero")
+    assert s.compute.read_delay == pytest.approx(50e-6)
+    assert dataclasses.replace(s.compute, read_delay_s=None).read_delay == 0.0
