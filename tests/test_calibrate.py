@@ -109,3 +109,30 @@ def test_whole_round_trips_in_a_miss():
     assert _whole_rounds(71.0, 35.0) == 2
     assert _whole_rounds(-17.0, 35.0) == 0       # half a round trip: not a whole round
     assert _whole_rounds(1.0, 35.0) == 0
+
+
+def test_fit_finds_a_reader_that_falls_behind(tmp_path):
+    """Synthetic cells made with a 100 us read delay: at 1 Gbit/s the client then sends stretch
+    ACKs (fewer segments), and the fit picks a delay that reproduces their count, not 0."""
+    rows_by_cell = {}
+    for data in ("50KiB", "200KiB"):
+        key = {"pair": "classical", "bandwidth": "1Gbit", "rtt": "35ms", "loss": "0%", "data": data, "initcwnd": 20}
+        sc = Scenario.build(kex="x25519", sig="rsa2048", bandwidth="1Gbit", rtt="35ms", data=data, initcwnd=20, hz=100,
+                            client_profile="openssl", key_shares=1, compute="measured")
+        r = simulate(sc.replace(flight_overhead="1ms", read_delay="100us"), runs=1)
+        rows = [_row(r.ttfb_ms[0], r.ttlb_ms[0], int(r.packets_up[0]), int(r.packets_down[0]))] * 5
+        name = f"classical_1Gbit_35ms_{data}"
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+        (tmp_path / f"{name}.json").write_text(json.dumps({"schema": 1, "source": "emulator", "scenario": sc.to_dict(),
+                                                          "cell": key, "provenance": {"backend": "synthetic"}}))
+        rows_by_cell[name] = r
+    (tmp_path / "manifest.json").write_text(json.dumps({"campaign": "synthetic", "runs": []}))
+    fast = simulate(Scenario.build(kex="x25519", sig="rsa2048", bandwidth="1Gbit", rtt="35ms", data="200KiB",
+                                   initcwnd=20, hz=100, client_profile="openssl", key_shares=1, compute="measured",
+                                   read_delay="0s"), runs=1)
+    assert fast.packets_up[0] > rows_by_cell["classical_1Gbit_35ms_200KiB"].packets_up[0]  # the effect is there
+    res = C.calibrate(tmp_path, out=None, report=None, figures_dir=None,
+                      overheads=tuple(np.arange(0, 2.01, 0.5) * 1e-3), scales=(1.0,))
+    assert 30e-6 <= res["params"].read_delay_s <= 100e-6
+    for c, row in res["rows"]:
+        assert row["packets"]["sim_up"] == pytest.approx(row["packets"]["emu_up"])
