@@ -198,20 +198,22 @@ class NetemPath:
         # 2. queue limit: packets still held = time_to_send > now
         held = self._heap
         if self._rate_Bps is not None:
-            # (FIFO: all are gone once the latest is; the rest only matter at the limit)
-            if held:
-                if held[-1] <= now:
-                    held.clear()
-                elif len(held) >= self.limit:
-                    while held[0] <= now:
-                        held.popleft()
-                    if len(held) >= self.limit:
-                        self.dropped += 1
-                        return DROPPED
             # 3./4. delay, then rate: max(now + delay, T_last) + L / R
             tts = now + delay
-            if held and held[-1] > tts:
-                tts = held[-1]
+            # (FIFO: all are gone once the latest is; the rest only matter at the limit)
+            if held:
+                last = held[-1]  # T_last
+                if last <= now:
+                    held.clear()
+                else:
+                    if len(held) >= self.limit:
+                        while held[0] <= now:
+                            held.popleft()
+                        if len(held) >= self.limit:
+                            self.dropped += 1
+                            return DROPPED
+                    if last > tts:
+                        tts = last
             frame = payload + header
             tx = self._tx_cache.get(frame)
             if tx is None:

@@ -59,17 +59,18 @@ class _Waiter:
 
 
 class _WakeUp:
-    """An endpoint's wake-up at its timer deadline `deadline` (s): a simpy event that is
+    """Endpoint `ep`'s wake-up at its timer deadline `deadline` (s): a simpy event that is
     scheduled already triggered (as a `simpy.Timeout` is) and never fails. `callbacks` is a
     shared one-element tuple holding the handler: simpy only iterates an event's callbacks and
     then sets them to None, and nothing else ever waits for a wake-up, so no per-event list (nor
     the rest of a `simpy.Event`) is needed."""
 
-    __slots__ = ("callbacks", "deadline")
+    __slots__ = ("callbacks", "ep", "deadline")
     _ok = True
 
-    def __init__(self, callbacks: tuple, deadline: float) -> None:
+    def __init__(self, callbacks: tuple, ep, deadline: float) -> None:
         self.callbacks = callbacks
+        self.ep = ep
         self.deadline = deadline
 
 
@@ -107,9 +108,10 @@ class _Direction:
         env = self.env
         now = env._now
         release = self.path.send(now, frame, 0)
-        if release >= 0:
+        if release >= 0.0:
             seg.callbacks = self.deliver
-            heappush(env._queue, (now + (release - now if release > now else 0.0), NORMAL, next(env._eid), seg))  # env.schedule
+            # env.schedule(seg, NORMAL, delay=release - now) (release >= now: delay >= 0)
+            heappush(env._queue, (now + (release - now), NORMAL, next(env._eid), seg))
 
 
 class Connection:
@@ -127,8 +129,7 @@ class Connection:
         self.link = link
         self.up = _Direction(env, link.up, self._deliver_server)
         self.down = _Direction(env, link.down, self._deliver_client)
-        self._wake_client_cb = (self._wake_client,)  # wake-ups' shared callbacks (see _WakeUp)
-        self._wake_server_cb = (self._wake_server,)
+        self._wake_cb = (self._wake,)  # the wake-ups' shared callbacks (see _WakeUp)
         self.client = Endpoint(name="client", tcp=tcp, mss=mss, timers=timers, emit=self.up.carry,
                                on_established=lambda now: self._succeed(self.client_established),
                                on_receive=self._client_received)
@@ -158,19 +159,47 @@ class Connection:
             event.succeed()
 
     # After every packet: `_after` only when the endpoint's earliest deadline is now earlier
-    # than its scheduled wake-up (or it has none), the one case in which `_after` acts.
+    # than its scheduled wake-up (or it has none), the one case in which `_after` acts; that is,
+    # when one of its timers or its reader's deadline (`Endpoint.timer_deadline`, written out here) is
+    # set and earlier.
     def _deliver_server(self, seg) -> None:
         ep = self.server
         ep.on_segment(self.env._now, seg)
-        deadline = ep.timer_deadline()
-        if deadline is not None and (ep.wake_at is None or deadline < ep.wake_at):
+        w = ep.wake_at
+        t = ep.sender.xmit_timer
+        if t is not None and (w is None or t < w):
+            self._after(ep)
+            return
+        t = ep.receiver.delack_deadline
+        if t is not None and (w is None or t < w):
+            self._after(ep)
+            return
+        t = ep.syn_timer
+        if t is not None and (w is None or t < w):
+            self._after(ep)
+            return
+        t = ep.read_at
+        if t is not None and (w is None or t < w):
             self._after(ep)
 
     def _deliver_client(self, seg) -> None:
         ep = self.client
         ep.on_segment(self.env._now, seg)
-        deadline = ep.timer_deadline()
-        if deadline is not None and (ep.wake_at is None or deadline < ep.wake_at):
+        w = ep.wake_at
+        t = ep.sender.xmit_timer
+        if t is not None and (w is None or t < w):
+            self._after(ep)
+            return
+        t = ep.receiver.delack_deadline
+        if t is not None and (w is None or t < w):
+            self._after(ep)
+            return
+        t = ep.syn_timer
+        if t is not None and (w is None or t < w):
+            self._after(ep)
+            return
+        t = ep.read_at
+        if t is not None and (w is None or t < w):
             self._after(ep)
 
     def _after(self, ep: Endpoint) -> None:
@@ -188,16 +217,12 @@ class Connection:
         ep.wake_at = deadline
         env = self.env
         now = env._now
-        wake = _WakeUp(self._wake_client_cb if ep is self.client else self._wake_server_cb, deadline)
+        wake = _WakeUp(self._wake_cb, ep, deadline)
         heappush(env._queue, (now + (deadline - now if deadline > now else 0.0), NORMAL, next(env._eid), wake))  # env.schedule
 
-    def _wake_client(self, wake: _WakeUp) -> None:
-        self._wake(self.client, wake.deadline)
-
-    def _wake_server(self, wake: _WakeUp) -> None:
-        self._wake(self.server, wake.deadline)
-
-    def _wake(self, ep: Endpoint, deadline: float) -> None:
+    def _wake(self, wake: _WakeUp) -> None:
+        ep = wake.ep
+        deadline = wake.deadline
         scheduled = ep.wake_at
         now = self.env._now
         if scheduled == deadline:

@@ -3,7 +3,8 @@
 The seam: a :class:`CongestionControl` owns `cwnd`, `ssthresh` and `snd_cwnd_cnt` (the
 tcp_sock fields the kernel's `tcp_congestion_ops` touch). The sender (the only caller) reads
 and writes `cwnd`/`ssthresh` directly where generic TCP does (PRR, RTO, undo) and calls the
-hooks, all keyword-only with the time `now` in seconds:
+hooks, all keyword-only with the time `now` in seconds (but `on_ack`, which runs for every ACK
+and takes its arguments by position too):
 
 - :meth:`~CongestionControl.on_ack` on every ACK that delivers new data, in Linux's order:
   `pkts_acked` (CUBIC: delay_min, HyStart) from `tcp_clean_rtx_queue()`, then — if the sender
@@ -105,7 +106,8 @@ class CongestionControl(ABC):
             delta = self.snd_cwnd_cnt // w
             self.snd_cwnd_cnt -= delta * w
             self.cwnd += delta
-        self.cwnd = min(self.cwnd, self.cwnd_clamp)
+        if self.cwnd_clamp < self.cwnd:  # min(cwnd, cwnd_clamp), without the builtin's call
+            self.cwnd = self.cwnd_clamp
 
     # -- hooks -----------------------------------------------------------------------------
     def on_init(self, *, now: float, snd_nxt: int) -> None:
@@ -113,7 +115,7 @@ class CongestionControl(ABC):
         calls it with now=0, snd_nxt=0; call again to set the exact instant."""
 
     @abstractmethod
-    def on_ack(self, *, now: float, acked: int, rtt_sample: float | None, snd_una: int,
+    def on_ack(self, now: float, acked: int, rtt_sample: float | None, snd_una: int,
                snd_nxt: int, cwnd_limited: bool, may_raise: bool) -> None:
         """An ACK that delivered `acked` segments (cumulatively ACKed or SACKed:
         `acked_sacked`). `rtt_sample` = ca_rtt (s since the send of the most recently sent
@@ -168,7 +170,7 @@ class Reno(CongestionControl):
     __slots__ = ()
     name = "reno"
 
-    def on_ack(self, *, now: float, acked: int, rtt_sample: float | None, snd_una: int,
+    def on_ack(self, now: float, acked: int, rtt_sample: float | None, snd_una: int,
                snd_nxt: int, cwnd_limited: bool, may_raise: bool) -> None:
         if not (may_raise and cwnd_limited):
             return
@@ -320,17 +322,22 @@ class Cubic(CongestionControl):
         if self.sample_cnt < HYSTART_MIN_SAMPLES:
             self.sample_cnt += 1
         else:
-            thresh = min(max(self.delay_min >> 3, HYSTART_DELAY_MIN_US), HYSTART_DELAY_MAX_US)
+            # clamp(delay_min / 8, 4 ms, 16 ms), without the builtins' calls
+            thresh = self.delay_min >> 3
+            if thresh < HYSTART_DELAY_MIN_US:
+                thresh = HYSTART_DELAY_MIN_US
+            elif thresh > HYSTART_DELAY_MAX_US:
+                thresh = HYSTART_DELAY_MAX_US
             if self.curr_rtt > self.delay_min + thresh:
                 self.found = True
                 self.ssthresh = self.cwnd
 
     # -- cong_avoid ------------------------------------------------------------------------
-    def on_ack(self, *, now: float, acked: int, rtt_sample: float | None, snd_una: int,
+    def on_ack(self, now: float, acked: int, rtt_sample: float | None, snd_una: int,
                snd_nxt: int, cwnd_limited: bool, may_raise: bool) -> None:
         # runs on every ACK: _pkts_acked(), _jiffies(), in_slow_start and _slow_start() are
         # written out here (same arithmetic)
-        if rtt_sample is not None and rtt_sample >= 0:
+        if rtt_sample is not None and rtt_sample >= 0.0:
             # cubictcp_acked()
             if self.epoch_start is None or \
                     math.floor((now + self.jiffy_phase_s) * self.hz + 1e-6) - self.epoch_start >= self.hz:
@@ -398,7 +405,8 @@ class Cubic(CongestionControl):
             max_cnt = cwnd // (self.tcp_cwnd - cwnd)
             if self.cnt > max_cnt:
                 self.cnt = max_cnt
-        self.cnt = max(self.cnt, 2)
+        if self.cnt < 2:  # max(cnt, 2)
+            self.cnt = 2
 
     # -- loss and events -------------------------------------------------------------------
     def ssthresh_after_loss(self, *, now: float) -> int:

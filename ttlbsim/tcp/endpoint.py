@@ -78,10 +78,6 @@ class Endpoint:
         blocks, DSACK?, timestamps); clears the pending ACK (`tcp_event_ack_sent`). Runs for
         every packet: the receiver's no-SACK case and its window are read in place."""
         r = self.receiver
-        if r.dsack is None and not r.ooo:
-            sack, dsack = (), False
-        else:
-            sack, dsack = r.sack_blocks()
         # Segment(ACK, seq, end, r.rcv_nxt, r.window(), sack, dsack, _ts(now), r.ts_recent), its
         # fields set here rather than through the constructor's call (this runs for every packet)
         seg = _new(Segment)
@@ -90,13 +86,19 @@ class Endpoint:
         seg.end = end
         seg.ack = r.rcv_nxt
         seg.wnd = r.advertise()  # tcp_select_window(): also rcv_wup = rcv_nxt
-        seg.sack = sack
-        seg.dsack = dsack
+        if r.dsack is None and not r.ooo:
+            seg.sack = ()
+            seg.dsack = False
+            seg.frame_bytes = K_HEADER_BYTES + (end - seq)  # headers + payload
+        else:
+            sack, dsack = r.sack_blocks()
+            seg.sack = sack
+            seg.dsack = dsack
+            # and the SACK option: 12 B for the first block, 8 B for each further one
+            seg.frame_bytes = K_HEADER_BYTES + (end - seq) + (4 + 8 * len(sack) if sack else 0)
         seg.tsval = int(now * 1000.0) / 1000.0 or 1e-3
         seg.tsecr = r.ts_recent
         seg.nseg = 1
-        # headers + payload, and the SACK option: 12 B for the first block, 8 B for each further one
-        seg.frame_bytes = K_HEADER_BYTES + (end - seq) + (4 + 8 * len(sack) if sack else 0)
         # tcp_event_ack_sent(): one quick-ACK credit used if an ACK was due; delayed ACK off
         if r.ack_pending and r.quick:
             r.quick -= 1
@@ -144,13 +146,13 @@ class Endpoint:
         if seg.flags & SYN:
             self._on_syn(now, seg)
             return
-        if self.state == SYN_RECV:
+        if self.state != ESTABLISHED:
+            if self.state != SYN_RECV:
+                return
             # the final ACK of the handshake, or the first data segment carrying the same ACK
             sample = now - self.syn_sent_at if self.syn_retrans == 0 else (now - seg.tsecr if seg.tsecr else None)
             self.sender.snd_wnd = seg.wnd
             self._establish(now, sample)
-        elif self.state != ESTABLISHED:
-            return
         # Linux's order (tcp_rcv_established): tcp_ack, tcp_data_queue, tcp_data_snd_check (new
         # data, which carries the ACK), then tcp_ack_snd_check (a pure ACK if one is still due)
         sender = self.sender
@@ -168,7 +170,11 @@ class Endpoint:
                 if sender.send_idx < len(sender.queue) or sender.lost_out:
                     sender.push(now)
                 if r.ack_pending:
-                    self._ack_check(now, immediate)
+                    if immediate:  # _ack_check(now, True)
+                        ack = sender.snd_nxt  # send_ack(now)
+                        self._emit(self._segment(ack, ack, now))
+                    else:
+                        self._ack_check(now, False)
             else:
                 # a GSO skb, segmented after the sender's qdisc: its MSS segments arrive back to
                 # back and the receiver (GRO off) handles each in turn (on_data leaves an ACK

@@ -392,10 +392,14 @@ class Receiver:
         ato = self.ato or K_TCP_ATO_MIN
         if ato > K_TCP_ATO_MIN:
             max_ato = K_TCP_DELACK_MAX if (self.pingpong or self.pushed) else 0.5
+            # (min() and max() written out: this runs for most data segments)
             if srtt:
-                max_ato = min(max_ato, max(srtt, K_TCP_ATO_MIN))
-            ato = min(ato, max_ato)
-        return min(ato, K_TCP_DELACK_MAX)  # icsk_delack_max
+                bound = K_TCP_ATO_MIN if K_TCP_ATO_MIN > srtt else srtt  # max(srtt, ATO_MIN)
+                if bound < max_ato:
+                    max_ato = bound
+            if max_ato < ato:
+                ato = max_ato
+        return K_TCP_DELACK_MAX if K_TCP_DELACK_MAX < ato else ato  # icsk_delack_max
 
     def on_delack_timer(self, rto: float) -> bool:
         """The delayed-ACK timer fired (`tcp_delack_timer_handler`); True if an ACK is due."""

@@ -59,7 +59,7 @@ class RttEstimator:
         self.rto_jiffies = usecs_to_jiffies(round(initial_rto_s * 1e6), self.hz)
 
     # -- samples ---------------------------------------------------------------------------
-    def on_sample(self, rtt_s: float, *, snd_una: int, snd_nxt: int,
+    def on_sample(self, rtt_s: float, snd_una: int, snd_nxt: int,
                   ca_rtt_s: float | None = None) -> None:
         """Feed one valid RTT sample (`tcp_ack_update_rtt()` once seq_rtt_us ≥ 0).
 

@@ -66,7 +66,7 @@ class Sender:
     __slots__ = ("_emit", "_make_segment", "_on_data_sent", "backoff", "cc", "cwnd_usage_seq", "gso",
                  "high_seq", "highest_sacked_end", "is_cwnd_limited_flag", "lost_out", "lsndtime",
                  "max_packets_out", "mss", "nodelay", "packets_out", "prior_cwnd", "prr_delivered",
-                 "prr_out", "queue", "rack_advanced", "rack_skip", "rack_end_seq", "rack_mstamp", "rack_rtt",
+                 "prr_out", "queue", "rack_advanced", "rack_end_seq", "rack_mstamp", "rack_rtt", "rack_sent",
                  "reord_seen", "reo_armed", "retrans_out", "sack_cache", "retransmits", "rto_count", "rto_s",
                  "rtt", "rtx_hint", "sacked_out", "send_idx", "snd_nxt",
                  "snd_sml", "snd_una", "snd_wnd", "state", "timers", "tlp_count", "tlp_high_seq",
@@ -87,7 +87,10 @@ class Sender:
         self.queue: list[Skb] = []
         self.una_idx = 0             # index of the first unacknowledged skb
         self.rtx_hint = 0            # no lost, unretransmitted skb below this index
-        self.rack_skip = 0           # below this index every skb is SACKed or lost, not resent
+        # the skbs RACK looks at, in the order of their last transmission (Linux's
+        # tsorted_sent_queue): sent, not SACKed, not cumulatively ACKed, and not marked lost
+        # unless a retransmission is in flight (a dict used as an insertion-ordered set)
+        self.rack_sent: dict[Skb, None] = {}
         # SACK blocks of the last ACK: start -> (end, index of the first skb at or past end, or -1)
         self.sack_cache: dict[int, tuple[int, int]] = {}
         self.reo_armed = False       # this ACK armed the RACK reorder timer
@@ -191,7 +194,10 @@ class Sender:
         if not srtt_us8:
             return K_MIN_TSO_SEGS
         ratio = 2.0 if cc.cwnd < cc.ssthresh / 2 else 1.2
-        rate = self.mss * ratio * max(cc.cwnd, self.packets_out) * 8e6 / srtt_us8  # bytes/s
+        cwnd = cc.cwnd
+        if self.packets_out > cwnd:  # max(cwnd, packets_out)
+            cwnd = self.packets_out
+        rate = self.mss * ratio * cwnd * 8e6 / srtt_us8  # bytes/s
         nbytes = rate / 1024.0
         min_rtt = self.rtt.min_rtt_us
         if min_rtt is not None and (min_rtt >> 9) < 32:
@@ -208,9 +214,19 @@ class Sender:
         first, last = q[i], q[j - 1]
         seg = self._make_segment(first.seq, last.end, now)
         n = j - i
+        # each skb goes to the tail of RACK's time-ordered list unless it is SACKed or marked
+        # lost without a retransmission in flight (a loss probe resending a lost one); new data
+        # (not a `retransmission`) is sent for the first time
+        sent = self.rack_sent
         if n == 1:
             first.xmit_time = now
             first.tx += 1
+            if not retransmission:
+                sent[first] = None
+            else:
+                sent.pop(first, None)
+                if not (first.sacked or (first.lost and not first.retrans)):
+                    sent[first] = None
         else:
             payload = last.end - first.seq
             seg.frame_bytes = payload + n * (seg.frame_bytes - payload)
@@ -219,8 +235,15 @@ class Sender:
                 skb = q[k]
                 skb.xmit_time = now
                 skb.tx += 1
+                if not retransmission:
+                    sent[skb] = None
+                else:
+                    sent.pop(skb, None)
+                    if not (skb.sacked or (skb.lost and not skb.retrans)):
+                        sent[skb] = None
         self.lsndtime = now
-        if self.state == RECOVERY or self.state == CWR:
+        state = self.state
+        if state == RECOVERY or state == CWR:
             self.prr_out += n
         self._on_data_sent(now)
         self._emit(seg)
@@ -241,8 +264,9 @@ class Sender:
         if self.lost_out:
             i = self.rtx_hint if self.rtx_hint > self.una_idx else self.una_idx
             stop = self.send_idx
+            # cwnd - in flight (tcp_packets_in_flight); only the retransmissions below change it
+            quota = cwnd - (self.packets_out - self.sacked_out - self.lost_out + self.retrans_out)
             while i < stop:
-                quota = cwnd - (self.packets_out - self.sacked_out - self.lost_out + self.retrans_out)
                 if quota <= 0:
                     break
                 skb = q[i]
@@ -257,10 +281,9 @@ class Sender:
                             j += 1
                     for k in range(i, j):
                         q[k].retrans = True
-                    if i < self.rack_skip:
-                        self.rack_skip = i  # RACK must look at these again
                     self.retrans_out += j - i
                     self.retransmits += j - i
+                    quota -= j - i
                     self._transmit(now, i, j, True)
                     if i == self.una_idx and self.xmit_kind != "reo":
                         # the head went out again: a full RTO from now (tcp_xmit_retransmit_queue)
@@ -274,8 +297,8 @@ class Sender:
         nq = len(q)
         send_idx = self.send_idx
         packets_out = self.packets_out
+        not_out = self.sacked_out + self.lost_out - self.retrans_out  # in flight = packets_out - not_out
         if send_idx < nq:
-            not_out = self.sacked_out + self.lost_out - self.retrans_out
             right = self.snd_una + self.snd_wnd
             while send_idx < nq:
                 in_flight = packets_out - not_out
@@ -310,7 +333,7 @@ class Sender:
                 self.snd_nxt = last.end
                 self._transmit(now, i, j, False)
                 sent_new = True
-        if packets_out - self.sacked_out - self.lost_out + self.retrans_out >= cwnd:
+        if packets_out - not_out >= cwnd:
             cwnd_limited = True
         if sent_new or cwnd_limited:
             # tcp_cwnd_validate: remember the strongest evidence of cwnd use in this window
@@ -323,7 +346,10 @@ class Sender:
             # tcp_event_new_data_sent → tcp_rearm_rto when nothing was out or a TLP was pending;
             # then tcp_schedule_loss_probe. In Open/CWR the probe replaces that RTO at once (and
             # does not depend on it), so it is armed first and the RTO only when no probe was.
-            if not self._schedule_loss_probe(now) and (self.xmit_timer is None or self.xmit_kind == "tlp"):
+            # (_schedule_loss_probe does nothing outside Open and CWR: not called there)
+            state = self.state
+            if (not ((state == OPEN or state == CWR) and self._schedule_loss_probe(now))
+                    and (self.xmit_timer is None or self.xmit_kind == "tlp")):
                 self._rearm_rto(now)
 
     # -- timers ---------------------------------------------------------------------------------
@@ -342,7 +368,7 @@ class Sender:
         if self.xmit_kind in ("tlp", "reo"):
             head = self.queue[self.una_idx]
             delta = head.xmit_time + rto - now
-            rto = max(delta, 1e-6)
+            rto = 1e-6 if 1e-6 > delta else delta  # max(delta, 1 µs)
         self._arm("rto", now, rto)
 
     def _schedule_loss_probe(self, now: float, advancing_rto: bool = False) -> bool:
@@ -369,7 +395,7 @@ class Sender:
             rto_delta = self.rto_s
         else:
             rto_delta = self.queue[self.una_idx].xmit_time + self.rto_s - now  # tcp_rto_delta_us
-        if rto_delta > 0:
+        if rto_delta > 0.0:
             if rto_delta < timeout:
                 timeout = rto_delta
         self.xmit_kind = "tlp"  # _arm("tlp", now, timeout)
@@ -415,8 +441,6 @@ class Sender:
         self.rto_s = self.rtt.rto_s
         if head is not None and head.lost and not head.retrans:
             head.retrans = True
-            if self.una_idx < self.rack_skip:
-                self.rack_skip = self.una_idx
             self.retrans_out += 1
             self.retransmits += 1
             self._transmit(now, self.una_idx, self.una_idx + 1, True)
@@ -471,14 +495,15 @@ class Sender:
         if not skb.lost:
             skb.lost = True
             self.lost_out += 1
+        self.rack_sent.pop(skb, None)
 
     def _rack_detect_loss(self, now: float) -> None:
         """`tcp_rack_detect_loss`: a segment sent before the most recently delivered one is lost
         once rack.rtt + reo_wnd has passed since its transmission; else arm the reorder timer.
 
-        SACKed segments and lost ones not yet retransmitted are passed over; the walk starts at
-        `rack_skip`, below which every segment is one of those (it stays so until a
-        retransmission: `push` and `_on_rto` lower the mark)."""
+        As Linux, the walk goes over `rack_sent` in transmission order (`tsorted_sent_queue`:
+        SACKed segments and lost ones not yet retransmitted are not in it) and stops at the first
+        segment sent after the RACK reference: every later one was sent later still."""
         # tcp_rack_reo_wnd: 0 when no reordering was seen and (in recovery or >= 3 SACKed),
         # else min(min_rtt / 4, srtt)
         if not self.reord_seen and (self.state >= RECOVERY or self.sacked_out >= K_REORDERING):
@@ -487,42 +512,34 @@ class Sender:
             rtt = self.rtt
             min_rtt = rtt.min_rtt_us * 1e-6 if rtt.min_rtt_us is not None else 0.0  # min_rtt_s or 0
             srtt = (rtt.srtt_us >> 3) * 1e-6 if rtt.srtt_us else 0.0                 # srtt_s or 0
-            reo_wnd = min(min_rtt / 4.0, srtt)
+            reo_wnd = min_rtt / 4.0
+            if srtt < reo_wnd:  # min(min_rtt / 4, srtt)
+                reo_wnd = srtt
         timeout = 0.0
-        q = self.queue
         rack_mstamp = self.rack_mstamp
         rack_end_seq = self.rack_end_seq
-        i = self.una_idx
-        if self.rack_skip > i:
-            i = self.rack_skip
-        stop = self.send_idx
-        skipping = True
-        while i < stop:
-            skb = q[i]
-            if skb.sacked or (skb.lost and not skb.retrans):
-                i += 1
-                continue
-            if skipping:
-                self.rack_skip = i
-                skipping = False
+        wait = self.rack_rtt + reo_wnd
+        lost = None
+        for skb in self.rack_sent:
             t = skb.xmit_time
-            if not (rack_mstamp > t or (rack_mstamp == t and rack_end_seq > skb.end)):
-                if skb.tx == 1:
-                    # never retransmitted and not sent before the RACK reference: every later
-                    # skb in the queue was sent later still (a retransmission goes out after
-                    # its original), so none of them can be RACK-lost either
-                    break
-                i += 1
-                continue
-            remaining = self.rack_rtt + reo_wnd - (now - t)
-            if remaining <= 0:
-                self._mark_lost(skb, i)
+            if t >= rack_mstamp:
+                if t > rack_mstamp:
+                    break  # sent after the reference, as is everything after it
+                if skb.end >= rack_end_seq:
+                    continue  # sent with the reference, not before it (tcp_rack_sent_after)
+            remaining = wait - (now - t)
+            if remaining <= 0.0:
+                if lost is None:
+                    lost = [skb]
+                else:
+                    lost.append(skb)
             elif remaining > timeout:
                 timeout = remaining
-            i += 1
-        if skipping:
-            self.rack_skip = i
-        if timeout > 0:
+        if lost is not None:
+            q = self.queue
+            for skb in lost:
+                self._mark_lost(skb, bisect_left(q, skb.seq, self.una_idx, self.send_idx, key=_seq_of))
+        if timeout > 0.0:
             # tcp_rack_mark_lost → reorder timer (re)armed; the ACK then does not re-arm RTO/TLP
             self._arm("reo", now, timeout + K_RACK_REO_TIMEOUT_EXTRA)
             self.reo_armed = True
@@ -609,6 +626,7 @@ class Sender:
             una_idx = self.una_idx
             send_idx = self.send_idx
             highest_sacked = self.highest_sacked_end
+            rack_sent = self.rack_sent
             newly_sacked = lost_cleared = retrans_cleared = 0
             for start, end in blocks:
                 if end <= ack:
@@ -617,7 +635,11 @@ class Sender:
                 # what an earlier ACK already reported of this block is SACKed: skip it (Linux's
                 # recv_sack_cache). The queue is in sequence order: start at the skb where the
                 # last walk of this block stopped if it still begins there, else bisect
-                lo, i = cache.get(start, (start, -1))
+                c = cache.get(start)
+                if c is None:
+                    lo, i = start, -1
+                else:
+                    lo, i = c
                 if lo >= end:
                     new_cache[start] = (end, i if lo == end else -1)
                     continue
@@ -632,6 +654,7 @@ class Sender:
                         continue
                     skb.sacked = True
                     newly_sacked += 1
+                    rack_sent.pop(skb, None)
                     if skb.lost:
                         skb.lost = False
                         lost_cleared += 1
@@ -640,7 +663,7 @@ class Sender:
                         retrans_cleared += 1
                     t = skb.xmit_time
                     if skb.tx == 1:
-                        if sack_rtt_first < 0 or t < sack_rtt_first:
+                        if sack_rtt_first < 0.0 or t < sack_rtt_first:
                             sack_rtt_first = t
                         if t > sack_rtt_last:
                             sack_rtt_last = t
@@ -674,6 +697,7 @@ class Sender:
             i = una_idx = self.una_idx
             send_idx = self.send_idx
             highest_sacked = self.highest_sacked_end
+            rack_sent = self.rack_sent
             acked_sacked = acked_lost = acked_retrans = 0
             while i < send_idx:
                 skb = q[i]
@@ -684,6 +708,7 @@ class Sender:
                     acked_sacked += 1
                     continue
                 delivered += 1
+                rack_sent.pop(skb, None)
                 t = skb.xmit_time
                 if skb.tx > 1:
                     retrans_acked = True  # FLAG_RETRANS_DATA_ACKED: Karn, no seq RTT
@@ -703,7 +728,7 @@ class Sender:
                         reordered = True  # delivered in order behind a later SACKed one
                     if skb.retrans:
                         acked_retrans += 1
-                    if first_ackt < 0:
+                    if first_ackt < 0.0:
                         first_ackt = t
                     last_ackt = t
                     # tcp_rack_advance
@@ -723,7 +748,6 @@ class Sender:
                 del q[:i]
                 self.send_idx -= i
                 self.rtx_hint = max(self.rtx_hint - i, 0)
-                self.rack_skip = max(self.rack_skip - i, 0)
                 self.una_idx = 0
         self.rack_rtt = rack_rtt
         self.rack_mstamp = rack_mstamp
@@ -732,21 +756,20 @@ class Sender:
         if reordered:
             self.reord_seen += 1
         # RTT samples (tcp_clean_rtx_queue / tcp_ack_update_rtt)
-        if first_ackt >= 0 and not retrans_acked:
+        if first_ackt >= 0.0 and not retrans_acked:
             seq_rtt = now - first_ackt
             ca_rtt = now - last_ackt
         else:
             seq_rtt = ca_rtt = -1.0
-        if sack_rtt_first >= 0:
+        if sack_rtt_first >= 0.0:
             ca_rtt = now - sack_rtt_last
-            if seq_rtt < 0:
+            if seq_rtt < 0.0:
                 seq_rtt = now - sack_rtt_first
-        if seq_rtt < 0 and una_advanced and seg.tsecr > 0:
+        if seq_rtt < 0.0 and una_advanced and seg.tsecr > 0.0:
             seq_rtt = ca_rtt = max(now - seg.tsecr, 0.001)
-        if seq_rtt > 0:
+        if seq_rtt > 0.0:
             rtt = self.rtt
-            rtt.on_sample(seq_rtt, snd_una=self.snd_una, snd_nxt=self.snd_nxt,
-                          ca_rtt_s=ca_rtt if ca_rtt > 0 else None)
+            rtt.on_sample(seq_rtt, self.snd_una, self.snd_nxt, ca_rtt if ca_rtt > 0.0 else None)
             self.rto_s = rtt.rto_jiffies / rtt.hz  # rtt.rto_s
             self.backoff = 0
         # TLP outcome (tcp_process_tlp_ack)
@@ -778,13 +801,13 @@ class Sender:
             if self.packets_out == 0:
                 self.xmit_timer = None
                 self.xmit_kind = ""
-            elif not self.reo_armed and not self._schedule_loss_probe(now, advancing_rto=True):
+            elif not self.reo_armed and not self._schedule_loss_probe(now, True):  # advancing_rto
                 self._rearm_rto(now)
         elif self.xmit_timer is None and self.packets_out:
             self._rearm_rto(now)
         # 6. cwnd (`tcp_cong_control`): PRR while reducing, else slow start / avoidance
         in_reduction = state == RECOVERY or state == CWR
-        if delivered or ca_rtt > 0:
+        if delivered or ca_rtt > 0.0:
             # cwnd_limited(): tcp_is_cwnd_limited
             if self.is_cwnd_limited_flag:
                 cwnd_limited = True
@@ -792,9 +815,9 @@ class Sender:
                 cwnd_limited = cc.cwnd < 2 * self.max_packets_out
             else:
                 cwnd_limited = False
-            cc.on_ack(now=now, acked=delivered, rtt_sample=ca_rtt if ca_rtt > 0 else None,
-                      snd_una=self.snd_una, snd_nxt=self.snd_nxt, cwnd_limited=cwnd_limited,
-                      may_raise=una_advanced and not in_reduction and delivered > 0)
+            # (now, acked, rtt_sample, snd_una, snd_nxt, cwnd_limited, may_raise)
+            cc.on_ack(now, delivered, ca_rtt if ca_rtt > 0.0 else None, self.snd_una, self.snd_nxt,
+                      cwnd_limited, una_advanced and not in_reduction and delivered > 0)
         if in_reduction and (delivered > 0 or self.prr_out == 0):
             self._prr(now, delivered, newly_lost, una_advanced)
         # 7. transmission is the caller's next step (Endpoint.on_segment: tcp_data_snd_check)
