@@ -76,7 +76,7 @@ def test_read_of_a_record_header_sends_the_pending_ack_with_the_small_window():
     r.record_ends = [16406, 32812]
     _arrive(r, 25)
     windows = []
-    r.read(0.2, lambda: windows.append(r.advertise()))
+    r.read(0.2, lambda now: windows.append(r.advertise()))
     assert windows == [363 * 128]  # sent after the 5-byte header: nothing freed yet
     assert r.copied == r.rcv_nxt
 
@@ -86,7 +86,7 @@ def test_read_window_update_only_when_it_doubles():
     r.pingpong, r.quick = True, 0
     _arrive(r, 1)
     sent = []
-    r.read(0.2, lambda: sent.append(r.advertise()))
+    r.read(0.2, lambda now: sent.append(r.advertise()))
     assert sent == []  # one short of two segments unacknowledged, window not doubled
 
 

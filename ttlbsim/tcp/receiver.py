@@ -31,6 +31,7 @@ Modelled on Linux 6.1 (linux-tcp-netem.md §2, §4):
 from __future__ import annotations
 
 from bisect import bisect_right
+from typing import Callable
 
 K_TCP_ATO_MIN = 0.040       # TCP_ATO_MIN = HZ/25
 K_TCP_DELACK_MAX = 0.200    # TCP_DELACK_MAX = HZ/5
@@ -113,9 +114,18 @@ class Receiver:
         """`__tcp_select_window()`: half the free receive buffer (tcp_win_from_space, adv_win_scale
         1), capped by rcv_ssthresh, aligned up to the window scale; zero when less than an MSS or
         1/16 of the buffer is free. Below half the full space, quick-ACK credits are dropped."""
-        space = self.rcvbuf - self.rmem() if (self.copied != self.rcv_nxt or self.ooo) else self.rcvbuf
+        rcvbuf = self.rcvbuf
+        allowed = rcvbuf - (rcvbuf >> 1)
+        unread = self.rcv_nxt - self.copied
+        if self.ooo:
+            space = rcvbuf - self.rmem()
+        elif unread:  # rmem() without out-of-order data, written out (this runs for most segments)
+            space = rcvbuf - unread - K_SKB_HEAD * (((unread + self.advmss - 1) // self.advmss + K_COALESCE - 1) // K_COALESCE)
+        else:  # nothing held: the whole space is free
+            ssthresh = self.rcv_ssthresh
+            free = allowed if allowed < ssthresh else ssthresh
+            return (free + K_WSCALE_UNIT - 1) & -K_WSCALE_UNIT
         free = space - (space >> 1)
-        allowed = self.rcvbuf - (self.rcvbuf >> 1)
         full = self.window_clamp if self.window_clamp < allowed else allowed
         if free < full >> 1:
             self.quick = 0
@@ -129,14 +139,23 @@ class Receiver:
     def advertise(self) -> int:
         """`tcp_select_window()` for a segment being sent: the new window, never less than what is
         left of the one already offered; remembered as rcv_wnd from rcv_wup = rcv_nxt (bytes)."""
-        cur = self.rcv_wup + self.rcv_wnd - self.rcv_nxt
-        new = self.select_window()
+        rcv_nxt = self.rcv_nxt
+        cur = self.rcv_wup + self.rcv_wnd - rcv_nxt
+        if self.copied == rcv_nxt and not self.ooo:  # select_window() with nothing held, written out
+            rcvbuf = self.rcvbuf
+            new = rcvbuf - (rcvbuf >> 1)
+            ssthresh = self.rcv_ssthresh
+            if new > ssthresh:
+                new = ssthresh
+            new = (new + K_WSCALE_UNIT - 1) & -K_WSCALE_UNIT
+        else:
+            new = self.select_window()
         if new < cur:
             new = (cur + K_WSCALE_UNIT - 1) & ~(K_WSCALE_UNIT - 1)
         if new > K_MAX_WINDOW:
             new = K_MAX_WINDOW
         self.rcv_wnd = new
-        self.rcv_wup = self.rcv_nxt
+        self.rcv_wup = rcv_nxt
         return new
 
     def start(self, now: float) -> None:
@@ -233,7 +252,7 @@ class Receiver:
                     rcv_nxt = e
             self.rcv_nxt = rcv_nxt
             immediate = True  # hole filled: ACK at once
-        if length >= 128:
+        if length >= 128 and self.rcv_ssthresh < self.window_clamp:
             # tcp_grow_window: room up to min(window_clamp, tcp_space()), 2·advmss per segment
             # (this segment is charged already; alone in the queue it is one skb)
             space = self.rcvbuf - (length + K_SKB_HEAD if self.copied == rcv_nxt - length and not ooo
@@ -254,17 +273,35 @@ class Receiver:
         # would offer not smaller than the one offered (else tcp_recvmsg() sends the ACK when the
         # application reads; this segment is unread, so sk_rcvlowat's test never holds here) —
         # or quick-ACK mode (tested after the window, which may have ended it)
-        if (rcv_nxt - self.rcv_wup) > rcv_mss and self.select_window() >= self.rcv_wnd:
-            return True
+        if (rcv_nxt - self.rcv_wup) > rcv_mss:
+            if ooo:
+                wnd = self.select_window()
+            else:
+                # select_window() without out-of-order data, written out (this runs for about every
+                # second segment); its rare below-half-the-space path is left to the method
+                rcvbuf = self.rcvbuf
+                unread = rcv_nxt - self.copied
+                advmss = self.advmss
+                space = rcvbuf - unread - K_SKB_HEAD * (((unread + advmss - 1) // advmss + K_COALESCE - 1) // K_COALESCE)
+                wnd = space - (space >> 1)
+                allowed = rcvbuf - (rcvbuf >> 1)
+                if wnd < (self.window_clamp if self.window_clamp < allowed else allowed) >> 1:
+                    wnd = self.select_window()
+                else:
+                    if wnd > self.rcv_ssthresh:
+                        wnd = self.rcv_ssthresh
+                    wnd = (wnd + K_WSCALE_UNIT - 1) & -K_WSCALE_UNIT
+            if wnd >= self.rcv_wnd:
+                return True
         return self.quick > 0 and not self.pingpong
 
-    def read(self, now: float, send_ack) -> None:
+    def read(self, now: float, send_ack: Callable[[float], None]) -> None:
         """The application reads what has arrived in order (`tcp_recvmsg`): a TLS client without
         read-ahead first takes the next record's 5-byte header (or the rest of the record it is
         in), then the rest. After each recv(), `tcp_cleanup_rbuf`: True if an ACK is due — the
         pending one when more than a full segment is unacknowledged or when a pushed short segment
         was read and the queue is empty; or a window update when the read at least doubled the
-        window (`send_ack()` is called at once, so that the ACK carries the window of that moment).
+        window (`send_ack(now)` is called at once, so that the ACK carries the window of that moment).
         Receive-buffer autotuning runs here (`tcp_rcv_space_adjust`)."""
         avail = self.rcv_nxt - self.copied
         if avail <= 0:
@@ -282,12 +319,12 @@ class Receiver:
                 first = avail
         self.copied += first
         if self._cleanup():
-            send_ack()
+            send_ack(now)
         rest = self.rcv_nxt - self.copied
         if rest > 0:
             self.copied += rest
             if self._cleanup():
-                send_ack()
+                send_ack(now)
         if self.autotune and self.rcv_rtt is not None and self.space_time is not None \
                 and now - self.space_time >= self.rcv_rtt:
             self._space_adjust(now)
