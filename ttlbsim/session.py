@@ -181,6 +181,10 @@ class Connection:
         t = ep.read_at
         if t is not None and (w is None or t < w):
             self._after(ep)
+            return
+        t = ep.receiver.comp_deadline
+        if t is not None and (w is None or t < w):
+            self._after(ep)
 
     def _deliver_client(self, seg) -> None:
         ep = self.client
@@ -199,6 +203,10 @@ class Connection:
             self._after(ep)
             return
         t = ep.read_at
+        if t is not None and (w is None or t < w):
+            self._after(ep)
+            return
+        t = ep.receiver.comp_deadline
         if t is not None and (w is None or t < w):
             self._after(ep)
 

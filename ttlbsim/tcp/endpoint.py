@@ -58,6 +58,7 @@ class Endpoint:
         self.cc = create_congestion_control(tcp.cc, initcwnd=tcp.initcwnd, hystart=tcp.hystart, hz=tcp.hz,
                                             jiffy_phase_s=timers.phase_s)
         self.receiver = Receiver(advmss=mss, autotune=tcp.rcv_autotune)
+        self.receiver.srtt_source = self.rtt
         self.sender = Sender(mss=mss, cc=self.cc, rtt=self.rtt, timers=timers, nodelay=tcp.nodelay, gso=tcp.gso,
                              make_segment=self._segment, emit=self._emit, on_data_sent=self.receiver.on_data_sent)
         self.syn_timer: float | None = None
@@ -121,6 +122,9 @@ class Endpoint:
         r.pushed = 0
         r.dsack = None
         r.delack_deadline = None
+        if r.compressed or r.comp_deadline is not None:  # compressed SACKs go with this ACK
+            r.compressed = 0
+            r.comp_deadline = None
         return seg
 
     def send_ack(self, now: float) -> None:
@@ -188,7 +192,7 @@ class Endpoint:
                     if immediate:  # _ack_check(now, True)
                         ack = sender.snd_nxt  # send_ack(now)
                         self._emit(self._segment(ack, ack, now))
-                    else:
+                    elif immediate is not None:  # (None: a compressed SACK, sent by its timer)
                         self._ack_check(now, False)
             else:
                 # a GSO skb, segmented after the sender's qdisc: its MSS segments arrive back to
@@ -199,10 +203,13 @@ class Endpoint:
                 delack = None  # delayed-ACK delay armed here, deadline not worked out yet
                 for start in range(seq, end, mss):
                     stop = start + mss if start + mss < end else end
-                    if r.on_data(now, start, stop, tsval, tsecr, rto):
+                    now_ack = r.on_data(now, start, stop, tsval, tsecr, rto)
+                    if now_ack:
                         delack = None  # (the ACK disarms the delayed-ACK timer)
                         ack = sender.snd_nxt  # send_ack(now)
                         self._emit(self._segment(ack, ack, now))
+                    elif now_ack is None:
+                        continue  # a compressed SACK: its timer sends it
                     elif delack is None and r.delack_deadline is None:
                         # _ack_check(now, False) arms the delayed-ACK timer: its delay depends on
                         # the state now, its deadline (a timer-wheel computation) is needed only if
@@ -287,6 +294,9 @@ class Endpoint:
         s = self.read_at
         if s is not None and (t is None or s < t):
             t = s
+        s = self.receiver.comp_deadline
+        if s is not None and (t is None or s < t):
+            t = s
         return t
 
     def on_timer(self, now: float) -> None:
@@ -302,5 +312,8 @@ class Endpoint:
         s = self.sender
         if s.xmit_timer is not None and now >= s.xmit_timer:
             s.on_timer(now)
+        if r.comp_deadline is not None and now >= r.comp_deadline:
+            if r.on_comp_timer():
+                self.send_ack(now)
         if self.read_at is not None and now >= self.read_at:
             self.app_read(now)

@@ -26,6 +26,10 @@ Modelled on Linux 6.1 (linux-tcp-netem.md §2, §4):
 - the application's reads (`tcp_recvmsg` + `tcp_cleanup_rbuf`, see :meth:`read`): the ACK a read
   sends when one is pending, and the window-update ACK when a read doubles the window. The driver
   decides when the application reads (at once, or after the host's read latency).
+- SACK compression (`__tcp_ack_snd_check`, Linux ≥ 4.18): out-of-order data is acknowledged at
+  once only for the first 3 segments at a given rcv_nxt (TCP_FASTRETRANS_THRESH dup ACKs); later
+  ones are folded into one SACK sent by a timer 5 % of the RTT later (at most
+  tcp_comp_sack_delay_ns = 1 ms), or at once after tcp_comp_sack_nr = 44 compressed ones.
 """
 
 from __future__ import annotations
@@ -49,6 +53,9 @@ K_SKB_HEAD = 1088           # truesize of a received segment's skb head: SKB_TRU
                             # linear part), its payload being page frags
 K_COALESCE = 17             # MAX_SKB_FRAGS: segments tcp_try_coalesce() can merge into one skb
 K_TLS_HEADER = 5            # the first recv() of a TLS record reads its header (no read-ahead)
+K_DUPACK_THRESH = 3         # TCP_FASTRETRANS_THRESH: dup ACKs sent before SACKs are compressed
+K_COMP_SACK_NR = 44         # tcp_comp_sack_nr
+K_COMP_SACK_DELAY = 0.001   # tcp_comp_sack_delay_ns (s)
 _ATO_MIN_HALF = K_TCP_ATO_MIN / 2
 
 
@@ -58,7 +65,8 @@ class Receiver:
     __slots__ = ("ack_pending", "autotune", "advmss", "ato", "copied", "delack_deadline", "dsack",
                  "lrcvtime", "ooo", "pingpong", "pushed", "quick", "rcv_mss", "rcv_nxt", "rcv_rtt",
                  "rcv_rtt_last_tsecr", "rcv_wnd", "rcvbuf", "rcv_ssthresh", "rcv_wup", "recent_block",
-                 "record_ends", "space_bytes", "space_seq", "space_time", "ts_recent", "window_clamp")
+                 "record_ends", "space_bytes", "space_seq", "space_time", "ts_recent", "window_clamp",
+                 "comp_deadline", "compressed", "dup_acks", "comp_rcv_nxt", "srtt_source")
 
     def __init__(self, *, advmss: int, autotune: bool = True) -> None:
         self.advmss = advmss
@@ -92,6 +100,12 @@ class Receiver:
         self.rcv_rtt: float | None = None     # rcv_rtt_est (s): from timestamps, ms-granular
         self.rcv_rtt_last_tsecr = -1.0
         self.ts_recent = 0.0
+        # SACK compression: the timer's deadline (s), SACKs held back, dup ACKs sent at comp_rcv_nxt
+        self.comp_deadline: float | None = None
+        self.compressed = 0
+        self.dup_acks = 0
+        self.comp_rcv_nxt = -1
+        self.srtt_source = None  # the endpoint's RttEstimator (srtt for the compression delay)
 
     # -- window -------------------------------------------------------------------------------
     def window(self) -> int:
@@ -185,9 +199,10 @@ class Receiver:
         self.space_time = now
 
     # -- data arrival -------------------------------------------------------------------------
-    def on_data(self, now: float, seq: int, end: int, tsval: float, tsecr: float, rto: float) -> bool:
-        """A data segment arrived. Returns True when an ACK must be sent at once; otherwise the
-        caller arms the delayed-ACK timer (see :meth:`delack_timeout`) if `ack_pending`.
+    def on_data(self, now: float, seq: int, end: int, tsval: float, tsecr: float, rto: float) -> bool | None:
+        """A data segment arrived. Returns True when an ACK must be sent at once; False: the
+        caller arms the delayed-ACK timer (see :meth:`delack_timeout`) if `ack_pending`; None:
+        a compressed SACK, sent by the compression timer (`comp_deadline`).
 
         As `tcp_data_queue`: a duplicate below rcv_nxt is DSACKed and puts the socket in quick-ACK
         mode (`tcp_enter_quickack_mode`); an out-of-order segment (or one already held) is ACKed
@@ -220,7 +235,7 @@ class Receiver:
                 self.dsack = (seq, end)  # already held out of order: DSACK it
             else:
                 self._add_ooo(seq, end)
-            return True
+            return self._ofo_ack(now)
         # in order (possibly overlapping the left edge): tcp_event_data_recv
         rcv_mss = self.rcv_mss
         if length >= rcv_mss:  # tcp_measure_rcv_mss
@@ -251,7 +266,9 @@ class Receiver:
                 if e > rcv_nxt:
                     rcv_nxt = e
             self.rcv_nxt = rcv_nxt
-            immediate = True  # hole filled: ACK at once
+            # the gap filled: an ACK at once once no hole is left (RFC 5681 §4.2, ICSK_ACK_NOW);
+            # while holes remain, the usual test and SACK compression below
+            immediate = not ooo
         if length >= 128 and self.rcv_ssthresh < self.window_clamp:
             # tcp_grow_window: room up to min(window_clamp, tcp_space()), 2·advmss per segment
             # (this segment is charged already; alone in the queue it is one skb)
@@ -293,7 +310,9 @@ class Receiver:
                     wnd = (wnd + K_WSCALE_UNIT - 1) & -K_WSCALE_UNIT
             if wnd >= self.rcv_wnd:
                 return True
-        return self.quick > 0 and not self.pingpong
+        if self.quick > 0 and not self.pingpong:
+            return True
+        return self._compress(now) if ooo else False
 
     def read(self, now: float, send_ack: Callable[[float], None]) -> None:
         """The application reads what has arrived in order (`tcp_recvmsg`): a TLS client without
@@ -344,6 +363,47 @@ class Receiver:
             new = self.select_window()
             if new and new >= 2 * now_wnd:
                 return True
+        return False
+
+    def _ofo_ack(self, now: float) -> bool | None:
+        """`__tcp_ack_snd_check` for out-of-order data (rcv_nxt unchanged): an ACK at once in
+        quick-ACK mode, for the first 3 dup ACKs at this rcv_nxt, or after 44 compressed SACKs;
+        otherwise None — the SACK waits for the compression timer (no delayed-ACK timer)."""
+        if (self.rcv_nxt - self.rcv_wup) > self.rcv_mss and self.select_window() >= self.rcv_wnd:
+            return True  # in-order data left unacknowledged before the hole: the usual test
+        if self.quick > 0 and not self.pingpong:
+            return True
+        return self._compress(now)
+
+    def _compress(self, now: float) -> bool | None:
+        """The SACK-compression part of `__tcp_ack_snd_check` (out-of-order data held)."""
+        if self.compressed >= K_COMP_SACK_NR:
+            return True
+        if self.comp_rcv_nxt != self.rcv_nxt:
+            self.comp_rcv_nxt = self.rcv_nxt
+            self.dup_acks = 0
+        if self.dup_acks < K_DUPACK_THRESH:
+            self.dup_acks += 1
+            return True
+        self.compressed += 1
+        if self.comp_deadline is None:
+            # 5 % of the RTT (the receiver's estimate, or srtt if smaller), at most 1 ms
+            rtt = self.rcv_rtt or 0.0
+            est = self.srtt_source
+            if est is not None and est.srtt_us:
+                srtt = (est.srtt_us >> 3) * 1e-6
+                if srtt < rtt:
+                    rtt = srtt
+            delay = rtt / 20.0
+            self.comp_deadline = now + (delay if delay < K_COMP_SACK_DELAY else K_COMP_SACK_DELAY)
+        return None
+
+    def on_comp_timer(self) -> bool:
+        """The compression timer fired (`tcp_compressed_ack_kick`): True if a SACK is to be sent."""
+        self.comp_deadline = None
+        if self.compressed:
+            self.compressed -= 1
+            return True
         return False
 
     def _already_sacked(self, seq: int, end: int) -> bool:
