@@ -232,7 +232,8 @@ class Connection:
         ep = wake.ep
         deadline = wake.deadline
         scheduled = ep.wake_at
-        now = self.env._now
+        env = self.env
+        now = env._now
         if scheduled == deadline:
             ep.wake_at = None
         elif scheduled is None or scheduled > now + 1e-12:
@@ -240,9 +241,20 @@ class Connection:
             # left): by _after's invariant nothing is due and nothing needs scheduling
             return
         due = ep.timer_deadline()
-        if due is not None and due <= now + 1e-12:
+        if due is None:
+            return
+        if due <= now + 1e-12:
             ep.on_timer(now)
-        self._after(ep)  # (a timer only emits into the link: the peer's deadlines are unchanged)
+            self._after(ep)  # (a timer only emits into the link: the peer's deadlines are unchanged)
+            return
+        # an early wake-up (its deadline moved later): _after(ep) with the deadline just worked out
+        scheduled = ep.wake_at
+        if scheduled is not None and scheduled <= due:
+            return
+        ep.wake_at = due
+        wake.deadline = due  # (simpy is done with this wake-up: it is scheduled again)
+        wake.callbacks = self._wake_cb
+        heappush(env._queue, (now + (due - now), NORMAL, next(env._eid), wake))  # env.schedule
 
     def _client_received(self, now: float, total: int) -> None:
         self._received_bytes("client", total)
@@ -298,6 +310,28 @@ def response_writes(data_bytes: int, profile: HandshakeProfile) -> list[int]:
     return out
 
 
+_last_plan: tuple = (None, None, None)
+
+
+def _plan(scenario: Scenario, profile: HandshakeProfile) -> tuple:
+    """What every connection of a scenario writes and waits for: the request's size, the
+    response's writes, the TLS record ends each side reads, the client's last handshake flight,
+    and the bytes of each side's flights. The same for every run of a scenario: worked out once
+    for the scenario and profile of the previous call (`simulate` runs one scenario many times)."""
+    global _last_plan
+    s, p, plan = _last_plan
+    if s is scenario and p is profile:
+        return plan
+    flights = profile.flights
+    request = scenario.workload.request_bytes + profile.record_overhead
+    response = response_writes(scenario.workload.data_bytes, profile)
+    plan = (request, response, record_ends(flights, "server", response), record_ends(flights, "client", [request]),
+            max(i for i, f in enumerate(flights) if f.sender == "client" and f.phase == "handshake"),
+            sum(f.bytes for f in flights if f.sender == "server"), sum(f.bytes for f in flights if f.sender == "client"))
+    _last_plan = (scenario, profile, plan)
+    return plan
+
+
 def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: ComputeModel,
                    seed_seq: np.random.SeedSequence) -> RunRecord:
     """Simulate one connection; all randomness comes from `seed_seq`."""
@@ -307,18 +341,16 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
     host = np.random.default_rng(seed_seq.spawn(1)[0]) if compute.varies else None
     env = simpy.Environment()
     link = Link(scenario.network, np.random.default_rng(up_seq), np.random.default_rng(down_seq))
-    phase = float(np.random.default_rng(misc_seq).random()) / scenario.tcp.hz
+    # float(np.random.default_rng(misc_seq).random()): the Generator's next_double() from the
+    # bit generator's first raw output (its top 53 bits), without building a Generator
+    phase = (int(np.random.PCG64(misc_seq).random_raw()) >> 11) * (1.0 / 9007199254740992.0) / scenario.tcp.hz
     conn = Connection(env, scenario, link, phase)
     flights = profile.flights
-    request = scenario.workload.request_bytes + profile.record_overhead
-    response = response_writes(scenario.workload.data_bytes, profile)
-    conn.client.receiver.record_ends = record_ends(flights, "server", response)
-    conn.server.receiver.record_ends = record_ends(flights, "client", [request])
+    request, response, client_ends, server_ends, last_client_hs, server_total, client_total = _plan(scenario, profile)
+    conn.client.receiver.record_ends = client_ends  # (read only)
+    conn.server.receiver.record_ends = server_ends
     conn.client.read_delay = conn.server.read_delay = compute.read_delay
     times = {"ttfb": None, "ttlb": None}
-    last_client_hs = max(i for i, f in enumerate(flights) if f.sender == "client" and f.phase == "handshake")
-    server_total = sum(f.bytes for f in flights if f.sender == "server")
-    client_total = sum(f.bytes for f in flights if f.sender == "client")
 
     def write_flight(ep, f, handshake_done=False):
         """The flight's remaining crypto and the host's overhead, then its writes, with the crypto
