@@ -343,7 +343,7 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
     link = Link(scenario.network, np.random.default_rng(up_seq), np.random.default_rng(down_seq))
     # float(np.random.default_rng(misc_seq).random()): the Generator's next_double() from the
     # bit generator's first raw output (its top 53 bits), without building a Generator
-    phase = (int(np.random.PCG64(misc_seq).random_raw()) >> 11) * (1.0 / 9007199254740992.0) / scenario.tcp.hz
+    phase = float(np.random.default_rng(misc_seq).random()) / scenario.tcp.hz
     conn = Connection(env, scenario, link, phase)
     flights = profile.flights
     request, response, client_ends, server_ends, last_client_hs, server_total, client_total = _plan(scenario, profile)
