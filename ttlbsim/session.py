@@ -19,6 +19,7 @@ server sends no response and TTLB = TTFB.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from heapq import heappush
 
 import numpy as np
@@ -94,10 +95,10 @@ class _Direction:
 
     __slots__ = ("env", "path", "deliver", "bytes", "frames")
 
-    def __init__(self, env: simpy.Environment, path, deliver) -> None:
+    def __init__(self, env: simpy.Environment, path) -> None:
         self.env = env
         self.path = path
-        self.deliver = (deliver,)  # the arrivals' shared callbacks
+        self.deliver: tuple | None = None  # the arrivals' shared callbacks (set by the Connection)
         self.bytes = 0
         self.frames = 0
 
@@ -127,8 +128,8 @@ class Connection:
         self._received = {"client": 0, "server": 0}
         timers = KernelTimers(tcp.hz, timer_phase)
         self.link = link
-        self.up = _Direction(env, link.up, self._deliver_server)
-        self.down = _Direction(env, link.down, self._deliver_client)
+        self.up = _Direction(env, link.up)
+        self.down = _Direction(env, link.down)
         self._wake_cb = (self._wake,)  # the wake-ups' shared callbacks (see _WakeUp)
         self.client = Endpoint(name="client", tcp=tcp, mss=mss, timers=timers, emit=self.up.carry,
                                on_established=lambda now: self._succeed(self.client_established),
@@ -136,6 +137,8 @@ class Connection:
         self.server = Endpoint(name="server", tcp=tcp, mss=mss, timers=timers, emit=self.down.carry,
                                on_established=lambda now: self._succeed(self.server_established),
                                on_receive=self._server_received)
+        self.up.deliver = (partial(self._deliver, self.server),)  # the arrivals' shared callbacks
+        self.down.deliver = (partial(self._deliver, self.client),)
 
     def close(self) -> None:
         """Drop the references that make the connection's objects a cycle (callbacks and bound
@@ -158,57 +161,16 @@ class Connection:
         if not event.triggered:
             event.succeed()
 
-    # After every packet: `_after` only when the endpoint's earliest deadline is now earlier
-    # than its scheduled wake-up (or it has none), the one case in which `_after` acts; that is,
-    # when one of its timers or its reader's deadline (`Endpoint.timer_deadline`, written out here) is
-    # set and earlier.
-    def _deliver_server(self, seg) -> None:
-        ep = self.server
+    def _deliver(self, ep: Endpoint, seg) -> None:
+        """A packet arrives at `ep` (the arrivals' callback, bound to one endpoint per direction).
+        Afterwards `_after` only when the endpoint's earliest deadline is now earlier than its
+        scheduled wake-up (or it has none), the one case in which `_after` acts."""
         ep.on_segment(self.env._now, seg)
-        w = ep.wake_at
-        t = ep.sender.xmit_timer
-        if t is not None and (w is None or t < w):
-            self._after(ep)
-            return
-        t = ep.receiver.delack_deadline
-        if t is not None and (w is None or t < w):
-            self._after(ep)
-            return
-        t = ep.syn_timer
-        if t is not None and (w is None or t < w):
-            self._after(ep)
-            return
-        t = ep.read_at
-        if t is not None and (w is None or t < w):
-            self._after(ep)
-            return
-        t = ep.receiver.comp_deadline
-        if t is not None and (w is None or t < w):
-            self._after(ep)
-
-    def _deliver_client(self, seg) -> None:
-        ep = self.client
-        ep.on_segment(self.env._now, seg)
-        w = ep.wake_at
-        t = ep.sender.xmit_timer
-        if t is not None and (w is None or t < w):
-            self._after(ep)
-            return
-        t = ep.receiver.delack_deadline
-        if t is not None and (w is None or t < w):
-            self._after(ep)
-            return
-        t = ep.syn_timer
-        if t is not None and (w is None or t < w):
-            self._after(ep)
-            return
-        t = ep.read_at
-        if t is not None and (w is None or t < w):
-            self._after(ep)
-            return
-        t = ep.receiver.comp_deadline
-        if t is not None and (w is None or t < w):
-            self._after(ep)
+        deadline = ep.timer_deadline()
+        if deadline is not None:
+            w = ep.wake_at
+            if w is None or deadline < w:
+                self._after(ep)
 
     def _after(self, ep: Endpoint) -> None:
         """Make sure a wake-up is scheduled at the endpoint's earliest timer deadline (a wake-up
