@@ -218,29 +218,20 @@ class Sender:
         # lost without a retransmission in flight (a loss probe resending a lost one); new data
         # (not a `retransmission`) is sent for the first time
         sent = self.rack_sent
-        if n == 1:
-            first.xmit_time = now
-            first.tx += 1
+        for k in range(i, j):
+            skb = q[k]
+            skb.xmit_time = now
+            skb.tx += 1
             if not retransmission:
-                sent[first] = None
+                sent[skb] = None
             else:
-                sent.pop(first, None)
-                if not (first.sacked or (first.lost and not first.retrans)):
-                    sent[first] = None
-        else:
+                sent.pop(skb, None)
+                if not (skb.sacked or (skb.lost and not skb.retrans)):
+                    sent[skb] = None
+        if n > 1:
             payload = last.end - first.seq
             seg.frame_bytes = payload + n * (seg.frame_bytes - payload)
             seg.nseg = n
-            for k in range(i, j):
-                skb = q[k]
-                skb.xmit_time = now
-                skb.tx += 1
-                if not retransmission:
-                    sent[skb] = None
-                else:
-                    sent.pop(skb, None)
-                    if not (skb.sacked or (skb.lost and not skb.retrans)):
-                        sent[skb] = None
         self.lsndtime = now
         state = self.state
         if state == RECOVERY or state == CWR:
