@@ -16,7 +16,7 @@ from typing import Callable
 
 from ..timers import KernelTimers
 from .congestion import create_congestion_control
-from .receiver import K_MAX_WINDOW, K_WSCALE_UNIT, Receiver
+from .receiver import Receiver
 from .rtt import RttEstimator
 from .segment import ACK, K_HEADER_BYTES, SYN, Segment
 from .sender import Sender
@@ -85,23 +85,8 @@ class Endpoint:
         seg.flags = ACK
         seg.seq = seq
         seg.end = end
-        rcv_nxt = seg.ack = r.rcv_nxt
-        if r.copied == rcv_nxt and not r.ooo:
-            # r.advertise() (tcp_select_window) when nothing is held, written out: half the buffer,
-            # capped by rcv_ssthresh, aligned to the window scale, never below what is left offered
-            wnd = r.rcvbuf - (r.rcvbuf >> 1)
-            if wnd > r.rcv_ssthresh:
-                wnd = r.rcv_ssthresh
-            wnd = (wnd + K_WSCALE_UNIT - 1) & -K_WSCALE_UNIT
-            left = r.rcv_wup + r.rcv_wnd - rcv_nxt
-            if wnd < left:
-                wnd = (left + K_WSCALE_UNIT - 1) & -K_WSCALE_UNIT
-            if wnd > K_MAX_WINDOW:
-                wnd = K_MAX_WINDOW
-            seg.wnd = r.rcv_wnd = wnd
-            r.rcv_wup = rcv_nxt
-        else:
-            seg.wnd = r.advertise()  # tcp_select_window(): also rcv_wup = rcv_nxt
+        seg.ack = r.rcv_nxt
+        seg.wnd = r.advertise()  # tcp_select_window(): also rcv_wup = rcv_nxt
         if r.dsack is None and not r.ooo:
             seg.sack = ()
             seg.dsack = False

@@ -115,14 +115,16 @@ class Receiver:
     def rmem(self) -> int:
         """sk_rmem_alloc (bytes): unread in-order data and out-of-order data, as coalesced skbs."""
         unread = self.rcv_nxt - self.copied
-        mss = self.advmss
-        mem = 0
-        if unread > 0:
-            mem = unread + K_SKB_HEAD * -(-(-(-unread // mss)) // K_COALESCE)
+        mem = self._truesize(unread) if unread > 0 else 0
         for start, end in self.ooo:
-            n = end - start
-            mem += n + K_SKB_HEAD * -(-(-(-n // mss)) // K_COALESCE)
+            mem += self._truesize(end - start)
         return mem
+
+    def _truesize(self, nbytes: int) -> int:
+        """Memory charged for `nbytes` held in a row: the payload plus one skb head per
+        K_COALESCE segments (ceil(segments / K_COALESCE) skbs of ceil(nbytes / advmss) segments)."""
+        segments = (nbytes + self.advmss - 1) // self.advmss
+        return nbytes + K_SKB_HEAD * ((segments + K_COALESCE - 1) // K_COALESCE)
 
     def select_window(self) -> int:
         """`__tcp_select_window()`: half the free receive buffer (tcp_win_from_space, adv_win_scale
@@ -130,11 +132,8 @@ class Receiver:
         1/16 of the buffer is free. Below half the full space, quick-ACK credits are dropped."""
         rcvbuf = self.rcvbuf
         allowed = rcvbuf - (rcvbuf >> 1)
-        unread = self.rcv_nxt - self.copied
-        if self.ooo:
+        if self.ooo or self.rcv_nxt != self.copied:
             space = rcvbuf - self.rmem()
-        elif unread:  # rmem() without out-of-order data, written out (this runs for most segments)
-            space = rcvbuf - unread - K_SKB_HEAD * (((unread + self.advmss - 1) // self.advmss + K_COALESCE - 1) // K_COALESCE)
         else:  # nothing held: the whole space is free
             ssthresh = self.rcv_ssthresh
             free = allowed if allowed < ssthresh else ssthresh
@@ -155,15 +154,7 @@ class Receiver:
         left of the one already offered; remembered as rcv_wnd from rcv_wup = rcv_nxt (bytes)."""
         rcv_nxt = self.rcv_nxt
         cur = self.rcv_wup + self.rcv_wnd - rcv_nxt
-        if self.copied == rcv_nxt and not self.ooo:  # select_window() with nothing held, written out
-            rcvbuf = self.rcvbuf
-            new = rcvbuf - (rcvbuf >> 1)
-            ssthresh = self.rcv_ssthresh
-            if new > ssthresh:
-                new = ssthresh
-            new = (new + K_WSCALE_UNIT - 1) & -K_WSCALE_UNIT
-        else:
-            new = self.select_window()
+        new = self.select_window()
         if new < cur:
             new = (cur + K_WSCALE_UNIT - 1) & ~(K_WSCALE_UNIT - 1)
         if new > K_MAX_WINDOW:
@@ -271,9 +262,7 @@ class Receiver:
             immediate = not ooo
         if length >= 128 and self.rcv_ssthresh < self.window_clamp:
             # tcp_grow_window: room up to min(window_clamp, tcp_space()), 2·advmss per segment
-            # (this segment is charged already; alone in the queue it is one skb)
-            space = self.rcvbuf - (length + K_SKB_HEAD if self.copied == rcv_nxt - length and not ooo
-                                   else self.rmem())
+            space = self.rcvbuf - self.rmem()  # (this segment is charged already)
             limit = space - (space >> 1)
             if self.window_clamp < limit:
                 limit = self.window_clamp
@@ -290,26 +279,8 @@ class Receiver:
         # would offer not smaller than the one offered (else tcp_recvmsg() sends the ACK when the
         # application reads; this segment is unread, so sk_rcvlowat's test never holds here) —
         # or quick-ACK mode (tested after the window, which may have ended it)
-        if (rcv_nxt - self.rcv_wup) > rcv_mss:
-            if ooo:
-                wnd = self.select_window()
-            else:
-                # select_window() without out-of-order data, written out (this runs for about every
-                # second segment); its rare below-half-the-space path is left to the method
-                rcvbuf = self.rcvbuf
-                unread = rcv_nxt - self.copied
-                advmss = self.advmss
-                space = rcvbuf - unread - K_SKB_HEAD * (((unread + advmss - 1) // advmss + K_COALESCE - 1) // K_COALESCE)
-                wnd = space - (space >> 1)
-                allowed = rcvbuf - (rcvbuf >> 1)
-                if wnd < (self.window_clamp if self.window_clamp < allowed else allowed) >> 1:
-                    wnd = self.select_window()
-                else:
-                    if wnd > self.rcv_ssthresh:
-                        wnd = self.rcv_ssthresh
-                    wnd = (wnd + K_WSCALE_UNIT - 1) & -K_WSCALE_UNIT
-            if wnd >= self.rcv_wnd:
-                return True
+        if (rcv_nxt - self.rcv_wup) > rcv_mss and self.select_window() >= self.rcv_wnd:
+            return True
         if self.quick > 0 and not self.pingpong:
             return True
         return self._compress(now) if ooo else False
