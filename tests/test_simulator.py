@@ -66,7 +66,13 @@ def server_flight_with_first_packet_lost(s: Scenario):
     link = Link(s.network, np.random.default_rng(1), np.random.default_rng(2))
     link.down = drop = DropFirst(link.down, min_bytes=200)
     conn = Connection(env, s, link, 0.0)
+    server_writes(env, conn, prof.flights[1].bytes, until=10)
+    return conn, drop
 
+
+def server_writes(env, conn: Connection, nbytes: int, until: float) -> None:
+    """Drive `conn` without the TLS applications: the client connects, the server writes
+    `nbytes` once the connection is established; run the simulation until `until` (s)."""
     def client():
         conn.client.connect(env.now)
         conn._after(conn.client)
@@ -74,11 +80,10 @@ def server_flight_with_first_packet_lost(s: Scenario):
 
     def server():
         yield conn.server_established
-        conn.write(conn.server, prof.flights[1].bytes)
+        conn.write(conn.server, nbytes)
     env.process(client())
     env.process(server())
-    env.run(until=10)
-    return conn, drop
+    env.run(until=until)
 
 
 def slow_start_rounds(segments: int, cwnd: int) -> int:
@@ -183,18 +188,7 @@ def test_every_byte_is_delivered_once_and_in_order(loss, kib, seed):
     conn._received_bytes = record
     expected = sum(f.bytes for f in prof.flights if f.sender == "server") + sum(
         n + 22 for n in [16384] * (kib * 1024 // 16384) + ([kib * 1024 % 16384] if kib * 1024 % 16384 else []))
-
-    def client():
-        conn.client.connect(env.now)
-        conn._after(conn.client)
-        yield conn.client_established
-
-    def server():
-        yield conn.server_established
-        conn.write(conn.server, expected)
-    env.process(client())
-    env.process(server())
-    env.run(until=600)
+    server_writes(env, conn, expected, until=600)
     assert seen == sorted(seen)
     assert len(seen) == len(set(seen))
     assert seen[-1] == expected
