@@ -317,7 +317,7 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
     def write_flight(ep, f, handshake_done=False):
         """The flight's remaining crypto and the host's overhead, then its writes, with the crypto
         `write_ops` places between them (a signature after the writes it does not hold up)."""
-        delay = compute.flight_time(f.final_ops if (f.read_ops or f.write_ops) else f.ops, host)
+        delay = compute.flight_time(f.final_ops, host)
         if delay:
             yield env.timeout(delay)
         between = dict(f.write_ops)

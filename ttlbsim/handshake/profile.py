@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Literal
 
 Sender = Literal["client", "server"]
@@ -57,10 +58,11 @@ class Flight:
     read_ops: tuple[tuple[int, tuple[str, ...]], ...] = ()
     write_ops: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
-    @property
+    @cached_property
     def final_ops(self) -> tuple[str, ...]:
         """The operations of `ops` left for after the whole preceding peer flight (before the
-        first write): `ops` minus those `read_ops` and `write_ops` place earlier."""
+        first write): `ops` minus those `read_ops` and `write_ops` place earlier (worked out once
+        per flight)."""
         left = list(self.ops)
         for _, ops in (*self.read_ops, *self.write_ops):
             for op in ops:
