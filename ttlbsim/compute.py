@@ -103,12 +103,7 @@ class ComputeModel:
         self.config = config
         self._cache: dict[tuple[str, ...], tuple[float, float, float]] = {}
         self.varies = self._varies(config)
-        if config.mode == "calibrated" and config.read_delay_s is None:
-            from .calibration import load
-
-            self.read_delay = load(config.profile).read_delay_s  # s, the application's read delay
-        else:
-            self.read_delay = config.read_delay
+        self.read_delay = resolve(config, ()).read_delay  # s, the application's read delay
 
     @staticmethod
     def _op_time(config: ComputeConfig, op: str) -> float:
