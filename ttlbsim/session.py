@@ -163,14 +163,14 @@ class Connection:
 
     def _deliver(self, ep: Endpoint, seg) -> None:
         """A packet arrives at `ep` (the arrivals' callback, bound to one endpoint per direction).
-        Afterwards `_after` only when the endpoint's earliest deadline is now earlier than its
-        scheduled wake-up (or it has none), the one case in which `_after` acts."""
+        Afterwards, as `_after`: a wake-up at the endpoint's earliest deadline if that is earlier
+        than its scheduled wake-up (or it has none)."""
         ep.on_segment(self.env._now, seg)
         deadline = ep.timer_deadline()
         if deadline is not None:
             w = ep.wake_at
             if w is None or deadline < w:
-                self._after(ep)
+                self._schedule(ep, deadline)
 
     def _after(self, ep: Endpoint) -> None:
         """Make sure a wake-up is scheduled at the endpoint's earliest timer deadline (a wake-up
@@ -184,6 +184,11 @@ class Connection:
         scheduled = ep.wake_at
         if scheduled is not None and scheduled <= deadline:
             return
+        self._schedule(ep, deadline)
+
+    def _schedule(self, ep: Endpoint, deadline: float) -> None:
+        """Schedule a wake-up of `ep` at `deadline`, its earliest timer deadline, which is earlier
+        than its scheduled wake-up if any (that one, when it comes, finds nothing due)."""
         ep.wake_at = deadline
         env = self.env
         now = env._now
