@@ -66,7 +66,8 @@ class Receiver:
                  "lrcvtime", "ooo", "pingpong", "pushed", "quick", "rcv_mss", "rcv_nxt", "rcv_rtt",
                  "rcv_rtt_last_tsecr", "rcv_wnd", "rcvbuf", "rcv_ssthresh", "rcv_wup", "recent_block",
                  "record_ends", "space_bytes", "space_seq", "space_time", "ts_recent", "window_clamp",
-                 "comp_deadline", "compressed", "dup_acks", "comp_rcv_nxt", "srtt_source")
+                 "comp_deadline", "compressed", "dup_acks", "comp_rcv_nxt", "srtt_source", "wnd_cache",
+                 "wnd_copied")
 
     def __init__(self, *, advmss: int, autotune: bool = True) -> None:
         self.advmss = advmss
@@ -106,6 +107,9 @@ class Receiver:
         self.dup_acks = 0
         self.comp_rcv_nxt = -1
         self.srtt_source = None  # the endpoint's RttEstimator (srtt for the compression delay)
+        # select_window()'s last result (-1: none kept) and `copied` when it was worked out
+        self.wnd_cache = -1
+        self.wnd_copied = -1
 
     # -- window -------------------------------------------------------------------------------
     def window(self) -> int:
@@ -129,25 +133,39 @@ class Receiver:
     def select_window(self) -> int:
         """`__tcp_select_window()`: half the free receive buffer (tcp_win_from_space, adv_win_scale
         1), capped by rcv_ssthresh, aligned up to the window scale; zero when less than an MSS or
-        1/16 of the buffer is free. Below half the full space, quick-ACK credits are dropped."""
+        1/16 of the buffer is free. Below half the full space, quick-ACK credits are dropped.
+
+        The result is kept (`wnd_cache`) until what it depends on changes: data arrives
+        (:meth:`on_data` drops it), the application reads (`copied` moves) or autotuning grows
+        the buffer (:meth:`_space_adjust` drops it). A low-memory result, which drops the quick-ACK
+        credits, is not kept, so that every call does that."""
+        w = self.wnd_cache
+        if w >= 0 and self.wnd_copied == self.copied:
+            return w
         rcvbuf = self.rcvbuf
         allowed = rcvbuf - (rcvbuf >> 1)
+        self.wnd_copied = self.copied
         if self.ooo or self.rcv_nxt != self.copied:
             space = rcvbuf - self.rmem()
         else:  # nothing held: the whole space is free
             ssthresh = self.rcv_ssthresh
             free = allowed if allowed < ssthresh else ssthresh
-            return (free + K_WSCALE_UNIT - 1) & -K_WSCALE_UNIT
+            w = self.wnd_cache = (free + K_WSCALE_UNIT - 1) & -K_WSCALE_UNIT
+            return w
         free = space - (space >> 1)
         full = self.window_clamp if self.window_clamp < allowed else allowed
-        if free < full >> 1:
+        low = free < full >> 1
+        if low:
             self.quick = 0
             free &= ~(K_WSCALE_UNIT - 1)
             if free < allowed >> 4 or free < min(self.rcv_mss, full):
                 return 0
         if free > self.rcv_ssthresh:
             free = self.rcv_ssthresh
-        return (free + K_WSCALE_UNIT - 1) & ~(K_WSCALE_UNIT - 1)
+        w = (free + K_WSCALE_UNIT - 1) & ~(K_WSCALE_UNIT - 1)
+        if not low:
+            self.wnd_cache = w
+        return w
 
     def advertise(self) -> int:
         """`tcp_select_window()` for a segment being sent: the new window, never less than what is
@@ -183,6 +201,7 @@ class Receiver:
             rcvwin += 2 * grow
             rcvbuf = min((rcvwin // advmss) * K_RCVMEM, K_RMEM_MAX)
             if rcvbuf > self.rcvbuf:
+                self.wnd_cache = -1  # (the window is worked out again)
                 self.rcvbuf = rcvbuf
                 self.window_clamp = rcvbuf - (rcvbuf >> 1)  # tcp_win_from_space
             self.space_bytes = copied
@@ -201,6 +220,7 @@ class Receiver:
         ato, quick-ACK credits, pingpong timing)."""
         length = end - seq
         self.ack_pending = True
+        self.wnd_cache = -1  # (the window is worked out again)
         if tsecr > 0.0 and tsecr != self.rcv_rtt_last_tsecr:
             # tcp_rcv_rtt_measure_ts: once per echoed timestamp, full-sized segments, ms clock
             self.rcv_rtt_last_tsecr = tsecr
