@@ -251,13 +251,16 @@ class Sender:
         # (quota > 1): nothing it depends on has changed by then, as nothing was sent yet
         tso = 0
         # tcp_xmit_retransmit_queue, from the retransmit hint (the first segment that may be
-        # lost and not yet retransmitted; retransmit_skb_hint in Linux)
-        if self.lost_out:
+        # lost and not yet retransmitted; retransmit_skb_hint in Linux), until the lost segments
+        # not yet retransmitted have all been: `waiting` of them, as a retransmitted segment is
+        # always one marked lost (counted in both lost_out and retrans_out) and a SACKed one never
+        waiting = self.lost_out - self.retrans_out
+        if waiting:
             i = self.rtx_hint if self.rtx_hint > self.una_idx else self.una_idx
             stop = self.send_idx
             # cwnd - in flight (tcp_packets_in_flight); only the retransmissions below change it
             quota = cwnd - (self.packets_out - self.sacked_out - self.lost_out + self.retrans_out)
-            while i < stop:
+            while waiting and i < stop:
                 if quota <= 0:
                     break
                 skb = q[i]
@@ -275,6 +278,7 @@ class Sender:
                     self.retrans_out += j - i
                     self.retransmits += j - i
                     quota -= j - i
+                    waiting -= j - i
                     self._transmit(now, i, j, True)
                     if i == self.una_idx and self.xmit_kind != "reo":
                         # the head went out again: a full RTO from now (tcp_xmit_retransmit_queue)
