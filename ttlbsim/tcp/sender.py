@@ -308,8 +308,12 @@ class Sender:
                 if quota > 1:
                     if not tso:
                         tso = self.tso_segs()
-                    limit = tso if tso < quota else quota
-                    while j < nq and j - i < limit and q[j - 1].end - q[j - 1].seq == mss and q[j].end <= right:
+                    # up to min(tso, quota) skbs, within the window; each but the last must be a full
+                    # MSS, as every unsent skb but the queue's last is (write() fills the tail first)
+                    stop = i + (tso if tso < quota else quota)
+                    if stop > nq:
+                        stop = nq
+                    while j < stop and q[j].end <= right:
                         j += 1
                 last = q[j - 1]
                 if last.end - last.seq < mss:
