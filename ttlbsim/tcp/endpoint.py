@@ -216,6 +216,8 @@ class Endpoint:
                     self.app_read(now)
         elif sender.send_idx < len(sender.queue) or sender.lost_out:
             sender.push(now)
+        if sender.probe_pending:  # the ACK's loss probe, unless new data sent re-armed it
+            sender.arm_pending_probe(now)
 
     def app_read(self, now: float) -> None:
         """The application reads what has arrived (`Receiver.read`), sending the ACKs its recv()

@@ -12,7 +12,8 @@ Order of work on an incoming ACK (`on_ack`), as in Linux 6.1 `tcp_ack()`:
  3. RTT estimator and RTO (`tcp_ack_update_rtt`, backoff reset); TLP outcome (`tcp_process_tlp_ack`);
  4. loss detection by RACK (`tcp_rack_mark_lost`, reordering window, reorder timer) and the
     recovery state machine (`tcp_fastretrans_alert`: Open/Disorder/CWR/Recovery/Loss);
- 5. timers: TLP (`tcp_schedule_loss_probe`) or RTO (`tcp_rearm_rto`) when data was acked;
+ 5. timers: TLP (`tcp_schedule_loss_probe`) or RTO (`tcp_rearm_rto`) when data was acked (the
+    TLP armed once the ACK's processing is over, unless new data sent in reply re-armed it);
  6. cwnd: PRR while reducing (`tcp_cwnd_reduction`), else slow start / congestion avoidance if
     `tcp_may_raise_cwnd` and cwnd-limited (`tcp_cong_control`);
  7. transmit: lost segments first (`tcp_xmit_retransmit_queue`), then new data
@@ -65,8 +66,8 @@ class Sender:
 
     __slots__ = ("_emit", "_make_segment", "_on_data_sent", "backoff", "cc", "cwnd_usage_seq", "gso",
                  "high_seq", "highest_sacked_end", "is_cwnd_limited_flag", "lost_out", "lsndtime",
-                 "max_packets_out", "mss", "nodelay", "packets_out", "prior_cwnd", "prr_delivered",
-                 "prr_out", "queue", "rack_advanced", "rack_end_seq", "rack_mstamp", "rack_rtt", "rack_sent",
+                 "max_packets_out", "mss", "nodelay", "packets_out", "prior_cwnd", "probe_pending",
+                 "prr_delivered", "prr_out", "queue", "rack_advanced", "rack_end_seq", "rack_mstamp", "rack_rtt", "rack_sent",
                  "reord_seen", "reo_armed", "retrans_out", "sack_cache", "retransmits", "rto_count", "rto_s",
                  "rtt", "rtx_hint", "sacked_out", "send_idx", "snd_nxt",
                  "snd_sml", "snd_una", "snd_wnd", "state", "timers", "tlp_count", "tlp_high_seq",
@@ -125,6 +126,7 @@ class Sender:
         self.xmit_kind = ""
         self.tlp_high_seq = 0
         self.tlp_retrans = False
+        self.probe_pending = False   # an ACK's loss probe, to arm when its processing is over
         self.backoff = 0
         self.rto_s = rtt.rto_s
         # statistics
@@ -352,7 +354,18 @@ class Sender:
                 self._rearm_rto(now)
 
     # -- timers ---------------------------------------------------------------------------------
+    def arm_pending_probe(self, now: float) -> None:
+        """Arm the loss probe of the ACK just processed (`tcp_set_xmit_timer` in `tcp_ack`, with
+        advancing_rto), which `on_ack` leaves pending: called by the endpoint once the segment is
+        handled. Linux arms it before sending what the ACK lets out, and that new data arms the
+        probe again (`tcp_event_new_data_sent`), replacing it: armed here only if nothing was
+        armed since (`probe_pending` still set). Nothing the probe depends on (state, packets_out,
+        srtt, RTO) changes in between unless new data was sent, and nothing reads the timer."""
+        if self.probe_pending:
+            self._schedule_loss_probe(now, True)
+
     def _arm(self, kind: str, now: float, delay: float) -> None:
+        self.probe_pending = False  # (replaced by this timer)
         self.xmit_kind = kind
         self.xmit_timer = self.timers.expiry(now, delay)
 
@@ -390,6 +403,7 @@ class Sender:
                 timeout = ((srtt_us >> 2) + K_TLP_TIMEOUT_MIN_US) * 1e-6
         else:
             timeout = rtt.rto_s
+        self.probe_pending = False  # (replaced by this probe)
         if advancing_rto:
             rto_delta = self.rto_s
         else:
@@ -795,13 +809,17 @@ class Sender:
                 state = RECOVERY
             else:
                 self.state = state = DISORDER if self.sacked_out else OPEN
-        # 5. timers (`tcp_set_xmit_timer` when data was acked), before transmitting as in Linux
+        # 5. timers (`tcp_set_xmit_timer` when data was acked), before transmitting as in Linux;
+        # in Open/CWR the loss probe, left pending for `arm_pending_probe` (see there)
         if una_advanced:
             if self.packets_out == 0:
                 self.xmit_timer = None
                 self.xmit_kind = ""
-            elif not self.reo_armed and not self._schedule_loss_probe(now, True):  # advancing_rto
-                self._rearm_rto(now)
+            elif not self.reo_armed:
+                if state == OPEN or state == CWR:
+                    self.probe_pending = True  # _schedule_loss_probe(now, True) (advancing_rto)
+                else:
+                    self._rearm_rto(now)
         elif self.xmit_timer is None and self.packets_out:
             self._rearm_rto(now)
         # 6. cwnd (`tcp_cong_control`): PRR while reducing, else slow start / avoidance
