@@ -297,7 +297,7 @@ def test_gso_skbs_grow_with_the_pacing_rate():
 
     def segs(cwnd, srtt):
         snd = Sender(mss=MSS, cc=CC(cwnd), rtt=Rtt(srtt), timers=None, nodelay=True,
-                     make_segment=None, emit=None, on_data_sent=None)
+                     make_segment=None, emit=None)
         return snd.tso_segs()
     assert segs(20, 0.035) == 2          # 1.65 MB/s → 1.6 KB per ms → the 2-segment floor
     assert segs(80, 0.035) == 4          # 6.6 MB/s → 6.5 KB per ms

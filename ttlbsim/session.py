@@ -148,7 +148,7 @@ class Connection:
         would otherwise trigger (~90 objects a run). The connection is unusable afterwards."""
         for ep in (self.client, self.server):
             ep.sender.queue.clear()
-            ep.sender._make_segment = ep.sender._emit = ep.sender._on_data_sent = None
+            ep.sender._make_segment = ep.sender._emit = None
             ep._emit = ep._on_established = ep._on_receive = None
         self.up.deliver = self.down.deliver = None
         env = self.env

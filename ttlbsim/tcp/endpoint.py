@@ -60,7 +60,7 @@ class Endpoint:
         self.receiver = Receiver(advmss=mss, autotune=tcp.rcv_autotune)
         self.receiver.srtt_source = self.rtt
         self.sender = Sender(mss=mss, cc=self.cc, rtt=self.rtt, timers=timers, nodelay=tcp.nodelay, gso=tcp.gso,
-                             make_segment=self._segment, emit=self._emit, on_data_sent=self.receiver.on_data_sent)
+                             make_segment=self._segment, emit=self._emit)
         self.syn_timer: float | None = None
         self.syn_timeout = tcp.initial_rto_s
         self.syn_sent_at = 0.0
@@ -76,8 +76,10 @@ class Endpoint:
     # -- emission -----------------------------------------------------------------------------
     def _segment(self, seq: int, end: int, now: float) -> Segment:
         """A segment of payload [seq, end) with this side's ACK fields (ack, window, SACK
-        blocks, DSACK?, timestamps); clears the pending ACK (`tcp_event_ack_sent`). Runs for
-        every packet: the receiver's no-SACK case and its window are read in place."""
+        blocks, DSACK?, timestamps); clears the pending ACK (`tcp_event_ack_sent`) and, if it
+        carries data, tells the receiver (`tcp_event_data_sent`, which can only enter pingpong
+        mode: not called once in it). Runs for every packet: the receiver's no-SACK case and its
+        window are read in place."""
         r = self.receiver
         # Segment(ACK, seq, end, r.rcv_nxt, r.window(), sack, dsack, _ts(now), r.ts_recent), its
         # fields set here rather than through the constructor's call (this runs for every packet)
@@ -110,6 +112,8 @@ class Endpoint:
         if r.compressed or r.comp_deadline is not None:  # compressed SACKs go with this ACK
             r.compressed = 0
             r.comp_deadline = None
+        if end > seq and not r.pingpong:  # (__tcp_transmit_skb: a segment with data)
+            r.on_data_sent(now)
         return seg
 
     def send_ack(self, now: float) -> None:

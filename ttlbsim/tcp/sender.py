@@ -61,10 +61,11 @@ class Sender:
     """Send side of one endpoint. Sequence numbers count payload bytes from 0.
 
     `emit(seg)` is called for every segment to put on the wire; `make_segment(seq, end, now)`
-    builds a segment with the receive side's ACK fields (piggybacked ACK).
+    builds a segment with the receive side's ACK fields (piggybacked ACK), and tells the receive
+    side that data was sent (`tcp_event_data_sent`).
     """
 
-    __slots__ = ("_emit", "_make_segment", "_on_data_sent", "backoff", "cc", "cwnd_usage_seq", "gso",
+    __slots__ = ("_emit", "_make_segment", "backoff", "cc", "cwnd_usage_seq", "gso",
                  "high_seq", "highest_sacked_end", "is_cwnd_limited_flag", "lost_out", "lsndtime",
                  "max_packets_out", "mss", "nodelay", "packets_out", "prior_cwnd", "probe_pending",
                  "prr_delivered", "prr_out", "queue", "rack_advanced", "rack_end_seq", "rack_mstamp", "rack_rtt", "rack_sent",
@@ -74,8 +75,7 @@ class Sender:
                  "tlp_retrans", "una_idx", "write_seq", "xmit_kind", "xmit_timer")
 
     def __init__(self, *, mss: int, cc, rtt, timers, nodelay: bool, gso: bool = True,
-                 make_segment: Callable[[int, int, float], Segment], emit: Callable[[Segment], None],
-                 on_data_sent: Callable[[float], None]) -> None:
+                 make_segment: Callable[[int, int, float], Segment], emit: Callable[[Segment], None]) -> None:
         self.mss = mss
         self.cc = cc
         self.rtt = rtt
@@ -84,7 +84,6 @@ class Sender:
         self.gso = gso
         self._make_segment = make_segment
         self._emit = emit
-        self._on_data_sent = on_data_sent
         self.queue: list[Skb] = []
         self.una_idx = 0             # index of the first unacknowledged skb
         self.rtx_hint = 0            # no lost, unretransmitted skb below this index
@@ -238,7 +237,6 @@ class Sender:
         state = self.state
         if state == RECOVERY or state == CWR:
             self.prr_out += n
-        self._on_data_sent(now)
         self._emit(seg)
 
     def push(self, now: float) -> None:
