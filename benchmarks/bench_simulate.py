@@ -61,6 +61,14 @@ def memory_growth(runs: int) -> dict:
     return {"runs": runs, "peak_rss_kib_before": before, "peak_rss_kib_after_4x": after, "growth_kib": after - before}
 
 
+def _interpreter() -> str:
+    """Which interpreter ran the benchmark: the rates depend on its build as well as on the code
+    (CPython builds differ: distribution and python.org builds are compiled with profile-guided
+    and link-time optimisation, a plain `./configure` build such as pyenv's default is not)."""
+    import platform
+    return f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=300)
@@ -77,8 +85,9 @@ def main(argv=None) -> int:
         rows.append(res)
     mem = memory_growth(max(args.runs // 3, 50))
     if args.json:
-        print(json.dumps({"cases": rows, "memory": mem}, indent=1))
+        print(json.dumps({"cases": rows, "memory": mem, "python": _interpreter()}, indent=1))
         return 0
+    print(f"python: {_interpreter()}")
     print(f"load average before: {os.getloadavg()[0]:.2f} (other work on the machine slows the wall-clock rates)")
     print(f"{'case':28}{'conn/s':>10}{'sim s/s':>10}{'conn/cpu-s':>12}{'sim s/cpu-s':>12}  target (wall)")
     for r in rows:
