@@ -443,16 +443,20 @@ class Receiver:
     def sack_blocks(self) -> tuple[tuple[tuple[int, int], ...], bool]:
         """SACK blocks for the next ACK: a DSACK block first when one is due, then the block
         holding the most recent out-of-order arrival, then the others from the highest down
-        (RFC 2018 §4), at most `K_MAX_SACK_BLOCKS`."""
-        if self.dsack is None and not self.ooo:
-            return (), False
-        if self.dsack is not None:
-            blocks = [self.dsack]
-            dsack = True
-        else:
+        (RFC 2018 §4), at most `K_MAX_SACK_BLOCKS`. With no DSACK due and one block held (the
+        common case) that block is the SACK."""
+        ooo = self.ooo
+        if self.dsack is None:
+            if len(ooo) == 1:
+                b = ooo[0]
+                return ((b[0], b[1]),), False
+            if not ooo:
+                return (), False
             blocks = []
             dsack = False
-        ooo = self.ooo
+        else:
+            blocks = [self.dsack]
+            dsack = True
         recent = self.recent_block
         first = None
         if recent is not None:
