@@ -242,59 +242,63 @@ class Receiver:
             self._incr_quickack()
             return True
         if seq > rcv_nxt:
+            # out of order (rcv_nxt unchanged): held, or DSACKed if already held; then the ACK
+            # test below, where SACK compression applies
             if self.ooo and self._already_sacked(seq, end):
-                self.dsack = (seq, end)  # already held out of order: DSACK it
+                self.dsack = (seq, end)
             else:
                 self._add_ooo(seq, end)
-            return self._ofo_ack(now)
-        # in order (possibly overlapping the left edge): tcp_event_data_recv
-        rcv_mss = self.rcv_mss
-        if length >= rcv_mss:  # tcp_measure_rcv_mss
-            self.rcv_mss = rcv_mss = length if length < self.advmss else self.advmss
+            rcv_mss = self.rcv_mss
+            ooo = self.ooo
         else:
-            self.pushed += 1
-        ato = self.ato
-        if ato == 0.0:
-            self._incr_quickack()
-            self.ato = K_TCP_ATO_MIN
-        else:
-            gap = now - self.lrcvtime
-            if gap <= _ATO_MIN_HALF:
-                self.ato = ato / 2 + _ATO_MIN_HALF
-            elif gap < ato:
-                ato = ato / 2 + gap
-                self.ato = ato if ato <= rto else rto
-            elif gap > rto:
+            # in order (possibly overlapping the left edge): tcp_event_data_recv
+            rcv_mss = self.rcv_mss
+            if length >= rcv_mss:  # tcp_measure_rcv_mss
+                self.rcv_mss = rcv_mss = length if length < self.advmss else self.advmss
+            else:
+                self.pushed += 1
+            ato = self.ato
+            if ato == 0.0:
                 self._incr_quickack()
-        self.lrcvtime = now
-        immediate = False
-        if end > rcv_nxt:
-            self.rcv_nxt = rcv_nxt = end
-        ooo = self.ooo
-        if ooo:
-            while ooo and ooo[0][0] <= rcv_nxt:
-                e = ooo.pop(0)[1]
-                if e > rcv_nxt:
-                    rcv_nxt = e
-            self.rcv_nxt = rcv_nxt
-            # the gap filled: an ACK at once once no hole is left (RFC 5681 §4.2, ICSK_ACK_NOW);
-            # while holes remain, the usual test and SACK compression below
-            immediate = not ooo
-        if length >= 128 and self.rcv_ssthresh < self.window_clamp:
-            # tcp_grow_window: room up to min(window_clamp, tcp_space()), 2·advmss per segment
-            space = self.rcvbuf - self.rmem()  # (this segment is charged already)
-            limit = space - (space >> 1)
-            if self.window_clamp < limit:
-                limit = self.window_clamp
-            ssthresh = self.rcv_ssthresh
-            if ssthresh < limit:
-                grow = 2 * self.advmss
-                if 2 * length > grow:
-                    grow = 2 * length
-                grown = ssthresh + grow
-                self.rcv_ssthresh = grown if grown < limit else limit
-        if immediate:
-            return True
+                self.ato = K_TCP_ATO_MIN
+            else:
+                gap = now - self.lrcvtime
+                if gap <= _ATO_MIN_HALF:
+                    self.ato = ato / 2 + _ATO_MIN_HALF
+                elif gap < ato:
+                    ato = ato / 2 + gap
+                    self.ato = ato if ato <= rto else rto
+                elif gap > rto:
+                    self._incr_quickack()
+            self.lrcvtime = now
+            immediate = False
+            if end > rcv_nxt:
+                self.rcv_nxt = rcv_nxt = end
+            ooo = self.ooo
+            if ooo:
+                while ooo and ooo[0][0] <= rcv_nxt:
+                    e = ooo.pop(0)[1]
+                    if e > rcv_nxt:
+                        rcv_nxt = e
+                self.rcv_nxt = rcv_nxt
+                # the gap filled: an ACK at once once no hole is left (RFC 5681 §4.2, ICSK_ACK_NOW);
+                # while holes remain, the usual test and SACK compression below
+                immediate = not ooo
+            if length >= 128 and self.rcv_ssthresh < self.window_clamp:
+                # tcp_grow_window: room up to min(window_clamp, tcp_space()), 2·advmss per segment
+                space = self.rcvbuf - self.rmem()  # (this segment is charged already)
+                limit = space - (space >> 1)
+                if self.window_clamp < limit:
+                    limit = self.window_clamp
+                ssthresh = self.rcv_ssthresh
+                if ssthresh < limit:
+                    grow = 2 * self.advmss
+                    if 2 * length > grow:
+                        grow = 2 * length
+                    grown = ssthresh + grow
+                    self.rcv_ssthresh = grown if grown < limit else limit
+            if immediate:
+                return True
         # __tcp_ack_snd_check: more than one full segment since the last ACK, and the window it
         # would offer not smaller than the one offered (else tcp_recvmsg() sends the ACK when the
         # application reads; this segment is unread, so sk_rcvlowat's test never holds here) —
@@ -355,16 +359,6 @@ class Receiver:
             if new and new >= 2 * now_wnd:
                 return True
         return False
-
-    def _ofo_ack(self, now: float) -> bool | None:
-        """`__tcp_ack_snd_check` for out-of-order data (rcv_nxt unchanged): an ACK at once in
-        quick-ACK mode, for the first 3 dup ACKs at this rcv_nxt, or after 44 compressed SACKs;
-        otherwise None — the SACK waits for the compression timer (no delayed-ACK timer)."""
-        if (self.rcv_nxt - self.rcv_wup) > self.rcv_mss and self.select_window() >= self.rcv_wnd:
-            return True  # in-order data left unacknowledged before the hole: the usual test
-        if self.quick > 0 and not self.pingpong:
-            return True
-        return self._compress(now)
 
     def _compress(self, now: float) -> bool | None:
         """The SACK-compression part of `__tcp_ack_snd_check` (out-of-order data held)."""
