@@ -33,6 +33,8 @@ from .scenario import Scenario
 from .tcp.endpoint import Endpoint
 from .timers import KernelTimers
 
+_new = object.__new__
+
 K_IP_TCP_TS_OVERHEAD = 52  # IPv4 (20) + TCP (20) + timestamp option (12): MSS = MTU - 52
 
 
@@ -68,11 +70,8 @@ class _WakeUp:
 
     __slots__ = ("callbacks", "ep", "deadline")
     _ok = True
-
-    def __init__(self, callbacks: tuple, ep, deadline: float) -> None:
-        self.callbacks = callbacks
-        self.ep = ep
-        self.deadline = deadline
+    # (no __init__: `Connection._schedule`, the only place one is made, sets the three fields
+    # on a bare instance, saving a Python call per wake-up)
 
 
 # Arrivals and wake-ups go into simpy's own event queue as `env.schedule(event, NORMAL, delay)`
@@ -192,36 +191,26 @@ class Connection:
         ep.wake_at = deadline
         env = self.env
         now = env._now
-        wake = _WakeUp(self._wake_cb, ep, deadline)
+        wake = _new(_WakeUp)  # (see _WakeUp)
+        wake.callbacks = self._wake_cb
+        wake.ep = ep
+        wake.deadline = deadline
         heappush(env._queue, (now + (deadline - now if deadline > now else 0.0), NORMAL, next(env._eid), wake))  # env.schedule
 
     def _wake(self, wake: _WakeUp) -> None:
+        """A wake-up of `wake.ep`: the endpoint runs the timers that are due (`Endpoint.on_timer`
+        tests each: none is when the wake-up comes early, its deadline having moved later), then
+        `_after` schedules a wake-up at its next deadline. A wake-up superseded by an earlier one
+        that is still to come does nothing (by `_after`'s invariant nothing is due)."""
         ep = wake.ep
-        deadline = wake.deadline
         scheduled = ep.wake_at
-        env = self.env
-        now = env._now
-        if scheduled == deadline:
+        now = self.env._now
+        if scheduled == wake.deadline:
             ep.wake_at = None
         elif scheduled is None or scheduled > now + 1e-12:
-            # a wake-up superseded by an earlier one, which is still to come (or no deadline is
-            # left): by _after's invariant nothing is due and nothing needs scheduling
             return
-        due = ep.timer_deadline()
-        if due is None:
-            return
-        if due <= now + 1e-12:
-            ep.on_timer(now)
-            self._after(ep)  # (a timer only emits into the link: the peer's deadlines are unchanged)
-            return
-        # an early wake-up (its deadline moved later): _after(ep) with the deadline just worked out
-        scheduled = ep.wake_at
-        if scheduled is not None and scheduled <= due:
-            return
-        ep.wake_at = due
-        wake.deadline = due  # (simpy is done with this wake-up: it is scheduled again)
-        wake.callbacks = self._wake_cb
-        heappush(env._queue, (now + (due - now), NORMAL, next(env._eid), wake))  # env.schedule
+        ep.on_timer(now)
+        self._after(ep)  # (a timer only emits into the link: the peer's deadlines are unchanged)
 
     def _client_received(self, now: float, total: int) -> None:
         self._received_bytes("client", total)
