@@ -48,6 +48,8 @@ K_RCVMEM = 3008               # SKB_TRUESIZE(advmss + MAX_TCP_HEADER), rounded u
 K_MAX_SACK_BLOCKS = 3       # with timestamps, 3 SACK blocks fit in the option space
 K_WSCALE = 7                # rcv_wscale for tcp_rmem[2] = 6 MB (tcp_select_initial_window)
 K_WSCALE_UNIT = 1 << K_WSCALE
+_WSCALE_ROUND = K_WSCALE_UNIT - 1  # windows are aligned up to the scale: (w + _WSCALE_ROUND) & _WSCALE_MASK
+_WSCALE_MASK = -K_WSCALE_UNIT
 K_MAX_WINDOW = 65535 << K_WSCALE
 K_SKB_HEAD = 1088           # truesize of a received segment's skb head: SKB_TRUESIZE(512) (skb_segment's
                             # linear part), its payload being page frags
@@ -67,10 +69,11 @@ class Receiver:
                  "rcv_rtt_last_tsecr", "rcv_wnd", "rcvbuf", "rcv_ssthresh", "rcv_wup", "recent_block",
                  "record_ends", "space_bytes", "space_seq", "space_time", "ts_recent", "window_clamp",
                  "comp_deadline", "compressed", "dup_acks", "comp_rcv_nxt", "srtt_source", "wnd_cache",
-                 "wnd_copied")
+                 "wnd_copied", "skb_bytes")
 
     def __init__(self, *, advmss: int, autotune: bool = True) -> None:
         self.advmss = advmss
+        self.skb_bytes = K_COALESCE * advmss  # payload of a fully coalesced skb (see _truesize)
         self.autotune = autotune
         self.rcv_nxt = 0
         self.rcv_wup = 0                 # rcv_nxt when the last ACK was sent
@@ -126,9 +129,10 @@ class Receiver:
 
     def _truesize(self, nbytes: int) -> int:
         """Memory charged for `nbytes` held in a row: the payload plus one skb head per
-        K_COALESCE segments (ceil(segments / K_COALESCE) skbs of ceil(nbytes / advmss) segments)."""
-        segments = (nbytes + self.advmss - 1) // self.advmss
-        return nbytes + K_SKB_HEAD * ((segments + K_COALESCE - 1) // K_COALESCE)
+        K_COALESCE segments (ceil(segments / K_COALESCE) skbs of ceil(nbytes / advmss) segments,
+        which is ceil(nbytes / (K_COALESCE · advmss)): `skb_bytes`)."""
+        skb_bytes = self.skb_bytes
+        return nbytes + K_SKB_HEAD * ((nbytes + skb_bytes - 1) // skb_bytes)
 
     def select_window(self) -> int:
         """`__tcp_select_window()`: half the free receive buffer (tcp_win_from_space, adv_win_scale
@@ -150,19 +154,19 @@ class Receiver:
         else:  # nothing held: the whole space is free
             ssthresh = self.rcv_ssthresh
             free = allowed if allowed < ssthresh else ssthresh
-            w = self.wnd_cache = (free + K_WSCALE_UNIT - 1) & -K_WSCALE_UNIT
+            w = self.wnd_cache = (free + _WSCALE_ROUND) & _WSCALE_MASK
             return w
         free = space - (space >> 1)
         full = self.window_clamp if self.window_clamp < allowed else allowed
         low = free < full >> 1
         if low:
             self.quick = 0
-            free &= ~(K_WSCALE_UNIT - 1)
+            free &= _WSCALE_MASK
             if free < allowed >> 4 or free < min(self.rcv_mss, full):
                 return 0
         if free > self.rcv_ssthresh:
             free = self.rcv_ssthresh
-        w = (free + K_WSCALE_UNIT - 1) & ~(K_WSCALE_UNIT - 1)
+        w = (free + _WSCALE_ROUND) & _WSCALE_MASK
         if not low:
             self.wnd_cache = w
         return w
@@ -174,7 +178,7 @@ class Receiver:
         cur = self.rcv_wup + self.rcv_wnd - rcv_nxt
         new = self.select_window()
         if new < cur:
-            new = (cur + K_WSCALE_UNIT - 1) & ~(K_WSCALE_UNIT - 1)
+            new = (cur + _WSCALE_ROUND) & _WSCALE_MASK
         if new > K_MAX_WINDOW:
             new = K_MAX_WINDOW
         self.rcv_wnd = new
