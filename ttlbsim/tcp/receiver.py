@@ -73,7 +73,7 @@ class Receiver:
 
     def __init__(self, *, advmss: int, autotune: bool = True) -> None:
         self.advmss = advmss
-        self.skb_bytes = K_COALESCE * advmss  # payload of a fully coalesced skb (see _truesize)
+        self.skb_bytes = K_COALESCE * advmss  # payload of a fully coalesced skb (see rmem)
         self.autotune = autotune
         self.rcv_nxt = 0
         self.rcv_wup = 0                 # rcv_nxt when the last ACK was sent
@@ -120,19 +120,20 @@ class Receiver:
         return min(self.rcv_ssthresh, self.window_clamp)
 
     def rmem(self) -> int:
-        """sk_rmem_alloc (bytes): unread in-order data and out-of-order data, as coalesced skbs."""
-        unread = self.rcv_nxt - self.copied
-        mem = self._truesize(unread) if unread > 0 else 0
-        for start, end in self.ooo:
-            mem += self._truesize(end - start)
-        return mem
-
-    def _truesize(self, nbytes: int) -> int:
-        """Memory charged for `nbytes` held in a row: the payload plus one skb head per
-        K_COALESCE segments (ceil(segments / K_COALESCE) skbs of ceil(nbytes / advmss) segments,
-        which is ceil(nbytes / (K_COALESCE · advmss)): `skb_bytes`)."""
+        """sk_rmem_alloc (bytes): unread in-order data and out-of-order data, as coalesced skbs.
+        Each run of bytes held in a row (the unread data, each out-of-order block) is charged
+        its payload plus one skb head per K_COALESCE segments: ceil(segments / K_COALESCE)
+        skbs of ceil(n / advmss) segments, which is ceil(n / (K_COALESCE · advmss)) =
+        ceil(n / skb_bytes). (The per-run charge is written out for the unread data and in the
+        loop over the blocks rather than called: this runs for most segments sent and received.)"""
         skb_bytes = self.skb_bytes
-        return nbytes + K_SKB_HEAD * ((nbytes + skb_bytes - 1) // skb_bytes)
+        held = self.rcv_nxt - self.copied  # (copied never passes rcv_nxt)
+        heads = (held + skb_bytes - 1) // skb_bytes
+        for start, end in self.ooo:
+            n = end - start
+            held += n
+            heads += (n + skb_bytes - 1) // skb_bytes
+        return held + K_SKB_HEAD * heads
 
     def select_window(self) -> int:
         """`__tcp_select_window()`: half the free receive buffer (tcp_win_from_space, adv_win_scale
