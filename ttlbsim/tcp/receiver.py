@@ -249,10 +249,8 @@ class Receiver:
         if seq > rcv_nxt:
             # out of order (rcv_nxt unchanged): held, or DSACKed if already held; then the ACK
             # test below, where SACK compression applies
-            if self.ooo and self._already_sacked(seq, end):
+            if not self._add_ooo(seq, end):
                 self.dsack = (seq, end)
-            else:
-                self._add_ooo(seq, end)
             rcv_mss = self.rcv_mss
             ooo = self.ooo
         else:
@@ -396,28 +394,25 @@ class Receiver:
             return True
         return False
 
-    def _already_sacked(self, seq: int, end: int) -> bool:
-        if seq >= self.ooo[-1][1]:
-            return False  # past every block (the common case)
-        for s, e in self.ooo:
-            if s <= seq and end <= e:
-                return True
-        return False
-
-    def _add_ooo(self, seq: int, end: int) -> None:
+    def _add_ooo(self, seq: int, end: int) -> bool:
         """Hold [seq, end) out of order (above rcv_nxt): merge it into the sorted disjoint
-        blocks and remember the block holding it as the most recent (first SACK block)."""
+        blocks and remember the block holding it as the most recent (first SACK block).
+        False, and nothing changes, if a block holds all of it already (a duplicate, to DSACK);
+        a segment past the last block (the common case) is held without that search."""
         blocks = self.ooo
         if blocks:
             last = blocks[-1]
             if seq > last[1]:           # past every block (the common case): a new block
                 blocks.append([seq, end])
                 self.recent_block = (seq, end)
-                return
+                return True
             if seq == last[1]:          # extends the last block
                 last[1] = end
                 self.recent_block = (last[0], end)
-                return
+                return True
+            for s, e in blocks:
+                if s <= seq and end <= e:
+                    return False        # held already
         blocks.append([seq, end])
         blocks.sort()
         merged: list[list[int]] = []
@@ -430,6 +425,7 @@ class Receiver:
         for s, e in merged:
             if s <= seq < e:
                 self.recent_block = (s, e)
+        return True
 
     def _incr_quickack(self) -> None:
         quick = min(self.window() // (2 * self.rcv_mss), K_MAX_QUICKACKS)
