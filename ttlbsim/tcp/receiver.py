@@ -256,8 +256,9 @@ class Receiver:
         else:
             # in order (possibly overlapping the left edge): tcp_event_data_recv
             rcv_mss = self.rcv_mss
-            if length >= rcv_mss:  # tcp_measure_rcv_mss
-                self.rcv_mss = rcv_mss = length if length < self.advmss else self.advmss
+            if length >= rcv_mss:
+                if length > rcv_mss:  # tcp_measure_rcv_mss (a segment as long leaves it as it is)
+                    self.rcv_mss = rcv_mss = length if length < self.advmss else self.advmss
             else:
                 self.pushed += 1
             ato = self.ato
