@@ -140,13 +140,12 @@ class Receiver:
         1), capped by rcv_ssthresh, aligned up to the window scale; zero when less than an MSS or
         1/16 of the buffer is free. Below half the full space, quick-ACK credits are dropped.
 
-        The result is kept (`wnd_cache`) until what it depends on changes: data arrives
+        The result is kept (`wnd_cache`, with the `copied` it was worked out for) for
+        :meth:`advertise`, which uses it until what it depends on changes: data arrives
         (:meth:`on_data` drops it), the application reads (`copied` moves) or autotuning grows
         the buffer (:meth:`_space_adjust` drops it). A low-memory result, which drops the quick-ACK
-        credits, is not kept, so that every call does that."""
-        w = self.wnd_cache
-        if w >= 0 and self.wnd_copied == self.copied:
-            return w
+        credits, is not kept, so that every call does that. (The other callers, on_data and
+        _cleanup, call it right after data arrived or `copied` moved: never for a kept result.)"""
         rcvbuf = self.rcvbuf
         allowed = rcvbuf - (rcvbuf >> 1)
         self.wnd_copied = self.copied
@@ -174,10 +173,13 @@ class Receiver:
 
     def advertise(self) -> int:
         """`tcp_select_window()` for a segment being sent: the new window, never less than what is
-        left of the one already offered; remembered as rcv_wnd from rcv_wup = rcv_nxt (bytes)."""
+        left of the one already offered; remembered as rcv_wnd from rcv_wup = rcv_nxt (bytes).
+        The new window is select_window()'s kept result while that holds (see there)."""
         rcv_nxt = self.rcv_nxt
         cur = self.rcv_wup + self.rcv_wnd - rcv_nxt
-        new = self.select_window()
+        new = self.wnd_cache
+        if new < 0 or self.wnd_copied != self.copied:
+            new = self.select_window()
         if new < cur:
             new = (cur + _WSCALE_ROUND) & _WSCALE_MASK
         if new > K_MAX_WINDOW:
