@@ -102,16 +102,20 @@ class Endpoint:
         seg.tsval = int(now * 1000.0) / 1000.0 or 1e-3
         seg.tsecr = r.ts_recent
         seg.nseg = 1
-        # tcp_event_ack_sent(): one quick-ACK credit used if an ACK was due; delayed ACK off
-        if r.ack_pending and r.quick:
-            r.quick -= 1
-        r.ack_pending = False
-        r.pushed = 0
-        r.dsack = None
-        r.delack_deadline = None
-        if r.compressed or r.comp_deadline is not None:  # compressed SACKs go with this ACK
-            r.compressed = 0
-            r.comp_deadline = None
+        # tcp_event_ack_sent(): one quick-ACK credit used if an ACK was due; delayed ACK off.
+        # The receiver sets the state cleared here (short segments counted, DSACK, delayed-ACK
+        # and SACK-compression timers) only while an ACK is pending: a segment sent with none
+        # pending (most of a data sender's) has nothing to clear.
+        if r.ack_pending:
+            if r.quick:
+                r.quick -= 1
+            r.ack_pending = False
+            r.pushed = 0
+            r.dsack = None
+            r.delack_deadline = None
+            if r.compressed or r.comp_deadline is not None:  # compressed SACKs go with this ACK
+                r.compressed = 0
+                r.comp_deadline = None
         if end > seq and not r.pingpong:  # (__tcp_transmit_skb: a segment with data)
             r.on_data_sent(now)
         return seg
