@@ -69,7 +69,7 @@ class Receiver:
                  "rcv_rtt_last_tsecr", "rcv_wnd", "rcvbuf", "rcv_ssthresh", "rcv_wup", "recent_block",
                  "record_ends", "space_bytes", "space_seq", "space_time", "ts_recent", "window_clamp",
                  "comp_deadline", "compressed", "dup_acks", "comp_rcv_nxt", "srtt_source", "wnd_cache",
-                 "wnd_copied", "skb_bytes")
+                 "wnd_copied", "skb_bytes", "win_allowed", "win_full")
 
     def __init__(self, *, advmss: int, autotune: bool = True) -> None:
         self.advmss = advmss
@@ -95,8 +95,7 @@ class Receiver:
         # window
         # tcp_init_buffer_space(): sk_rcvbuf = tcp_rmem[1], window_clamp = 65536 - advmss,
         # rcvq_space.space = min(rcv_ssthresh, rcv_wnd, TCP_INIT_CWND * advmss)
-        self.rcvbuf = K_RMEM_DEFAULT
-        self.window_clamp = 65536 - advmss
+        self._set_buffer(K_RMEM_DEFAULT, 65536 - advmss)
         self.rcv_ssthresh = min(K_SYN_WINDOW, self.window_clamp)
         self.space_bytes = min(self.rcv_ssthresh, 10 * advmss)
         self.space_seq = 0
@@ -135,6 +134,17 @@ class Receiver:
             heads += (n + skb_bytes - 1) // skb_bytes
         return held + K_SKB_HEAD * heads
 
+    def _set_buffer(self, rcvbuf: int, window_clamp: int) -> None:
+        """Set sk_rcvbuf and window_clamp, and what select_window() derives from them alone:
+        `win_allowed`, the window the whole buffer allows (tcp_win_from_space, adv_win_scale 1),
+        and `win_full`, min(window_clamp, win_allowed) (the full space of `__tcp_select_window`).
+        The only place the two change (set-up and autotuning)."""
+        self.rcvbuf = rcvbuf
+        self.window_clamp = window_clamp
+        allowed = rcvbuf - (rcvbuf >> 1)
+        self.win_allowed = allowed
+        self.win_full = window_clamp if window_clamp < allowed else allowed
+
     def select_window(self) -> int:
         """`__tcp_select_window()`: half the free receive buffer (tcp_win_from_space, adv_win_scale
         1), capped by rcv_ssthresh, aligned up to the window scale; zero when less than an MSS or
@@ -146,18 +156,17 @@ class Receiver:
         the buffer (:meth:`_space_adjust` drops it). A low-memory result, which drops the quick-ACK
         credits, is not kept, so that every call does that. (The other callers, on_data and
         _cleanup, call it right after data arrived or `copied` moved: never for a kept result.)"""
-        rcvbuf = self.rcvbuf
-        allowed = rcvbuf - (rcvbuf >> 1)
+        allowed = self.win_allowed
         self.wnd_copied = self.copied
         if self.ooo or self.rcv_nxt != self.copied:
-            space = rcvbuf - self.rmem()
+            space = self.rcvbuf - self.rmem()
         else:  # nothing held: the whole space is free
             ssthresh = self.rcv_ssthresh
             free = allowed if allowed < ssthresh else ssthresh
             w = self.wnd_cache = (free + _WSCALE_ROUND) & _WSCALE_MASK
             return w
         free = space - (space >> 1)
-        full = self.window_clamp if self.window_clamp < allowed else allowed
+        full = self.win_full
         low = free < full >> 1
         if low:
             self.quick = 0
@@ -209,8 +218,7 @@ class Receiver:
             rcvbuf = min((rcvwin // advmss) * K_RCVMEM, K_RMEM_MAX)
             if rcvbuf > self.rcvbuf:
                 self.wnd_cache = -1  # (the window is worked out again)
-                self.rcvbuf = rcvbuf
-                self.window_clamp = rcvbuf - (rcvbuf >> 1)  # tcp_win_from_space
+                self._set_buffer(rcvbuf, rcvbuf - (rcvbuf >> 1))  # window_clamp: tcp_win_from_space
             self.space_bytes = copied
         self.space_seq = self.copied
         self.space_time = now
