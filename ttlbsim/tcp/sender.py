@@ -68,8 +68,8 @@ class Sender:
     __slots__ = ("_emit", "_make_segment", "backoff", "cc", "cwnd_usage_seq", "gso",
                  "high_seq", "highest_sacked_end", "is_cwnd_limited_flag", "lost_out", "lsndtime",
                  "max_packets_out", "mss", "nodelay", "packets_out", "prior_cwnd", "probe_pending",
-                 "prr_delivered", "prr_out", "queue", "rack_advanced", "rack_end_seq", "rack_mstamp", "rack_rtt", "rack_sent",
-                 "reord_seen", "reo_armed", "retrans_out", "sack_cache", "retransmits", "rto_count", "rto_s",
+                 "prr_delivered", "prr_out", "queue", "rack_end_seq", "rack_mstamp", "rack_rtt", "rack_sent",
+                 "reord_seen", "retrans_out", "sack_cache", "retransmits", "rto_count", "rto_s",
                  "rtt", "rtx_hint", "sacked_out", "send_idx", "snd_nxt",
                  "snd_sml", "snd_una", "snd_wnd", "state", "timers", "tlp_count", "tlp_high_seq",
                  "tlp_retrans", "una_idx", "write_seq", "xmit_kind", "xmit_timer")
@@ -93,7 +93,6 @@ class Sender:
         self.rack_sent: dict[Skb, None] = {}
         # SACK blocks of the last ACK: start -> (end, index of the first skb at or past end, or -1)
         self.sack_cache: dict[int, tuple[int, int]] = {}
-        self.reo_armed = False       # this ACK armed the RACK reorder timer
         self.send_idx = 0            # index of the first never-sent skb
         self.snd_una = 0
         self.snd_nxt = 0
@@ -117,7 +116,6 @@ class Sender:
         self.rack_mstamp = -1.0
         self.rack_end_seq = 0
         self.rack_rtt = 0.0
-        self.rack_advanced = False
         self.reord_seen = 0
         self.highest_sacked_end = 0
         # timers: one retransmission timer with a kind (RTO, TLP or REO), as icsk_pending
@@ -508,13 +506,15 @@ class Sender:
             self.lost_out += 1
         self.rack_sent.pop(skb, None)
 
-    def _rack_detect_loss(self, now: float) -> None:
+    def _rack_detect_loss(self, now: float) -> bool:
         """`tcp_rack_detect_loss`: a segment sent before the most recently delivered one is lost
         once rack.rtt + reo_wnd has passed since its transmission; else arm the reorder timer.
 
         As Linux, the walk goes over `rack_sent` in transmission order (`tsorted_sent_queue`:
         SACKed segments and lost ones not yet retransmitted are not in it) and stops at the first
-        segment sent after the RACK reference: every later one was sent later still."""
+        segment sent after the RACK reference: every later one was sent later still.
+
+        Returns whether it armed the reorder timer (then the ACK does not re-arm RTO/TLP)."""
         # tcp_rack_reo_wnd: 0 when no reordering was seen and (in recovery or >= 3 SACKed),
         # else min(min_rtt / 4, srtt)
         if not self.reord_seen and (self.state >= RECOVERY or self.sacked_out >= K_REORDERING):
@@ -553,7 +553,8 @@ class Sender:
         if timeout > 0.0:
             # tcp_rack_mark_lost → reorder timer (re)armed; the ACK then does not re-arm RTO/TLP
             self._arm("reo", now, timeout + K_RACK_REO_TIMEOUT_EXTRA)
-            self.reo_armed = True
+            return True
+        return False
 
     # -- recovery -------------------------------------------------------------------------------
     def _enter_recovery(self, now: float) -> None:
@@ -620,7 +621,7 @@ class Sender:
         prior_una = self.snd_una
         q = self.queue
         delivered = 0
-        self.reo_armed = False
+        reo_armed = False  # RACK armed the reorder timer (step 4)
         sack_rtt_first = sack_rtt_last = -1.0
         reordered = False
         # RACK state, advanced for every newly delivered segment in both loops below
@@ -760,10 +761,10 @@ class Sender:
                 self.send_idx -= i
                 self.rtx_hint = max(self.rtx_hint - i, 0)
                 self.una_idx = 0
-        self.rack_rtt = rack_rtt
-        self.rack_mstamp = rack_mstamp
-        self.rack_end_seq = rack_end_seq
-        self.rack_advanced = rack_advanced
+        if rack_advanced:  # (else the three are as they were)
+            self.rack_rtt = rack_rtt
+            self.rack_mstamp = rack_mstamp
+            self.rack_end_seq = rack_end_seq
         if reordered:
             self.reord_seen += 1
         # RTT samples (tcp_clean_rtx_queue / tcp_ack_update_rtt)
@@ -795,7 +796,7 @@ class Sender:
         lost_before = self.lost_out
         state = self.state
         if rack_advanced and (self.sacked_out or state != OPEN):
-            self._rack_detect_loss(now)
+            reo_armed = self._rack_detect_loss(now)
         newly_lost = self.lost_out - lost_before
         if state >= CWR and self.snd_una >= self.high_seq:  # CWR, Recovery or Loss ends
             if state != LOSS:
@@ -813,7 +814,7 @@ class Sender:
             if self.packets_out == 0:
                 self.xmit_timer = None
                 self.xmit_kind = ""
-            elif not self.reo_armed:
+            elif not reo_armed:
                 if state == OPEN or state == CWR:
                     self.probe_pending = True  # _schedule_loss_probe(now, True) (advancing_rto)
                 else:
