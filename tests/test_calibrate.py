@@ -177,3 +177,19 @@ def test_a_miss_the_emulator_repeats_on_a_rerun_says_so(dataset):
     assert "the emulator's own re-run of this cell is +5.0 % from this run" in C.miss_reasons(cell, r)
     r = C.compare_cell(cell, far, None, None)
     assert "own re-run" not in C.miss_reasons(cell, r)
+
+
+def test_a_quantile_at_the_edge_of_the_loss_free_mode_says_so(dataset):
+    """A lossy cell whose median falls where the loss-free mode ends: the reason gives both shares
+    of loss-free runs (here 40 % emulated, 55 % simulated)."""
+    cell = next(c for c in C.load_cells(dataset) if c.name == "classical_1Gbit_35ms_0")
+    cell = C.Cell(cell.name, dict(cell.key, loss="5%"), cell.scenario.replace(loss="5%"), dict(cell.emu), cell.summary)
+    assert cell.lossy
+    emu = np.concatenate([np.full(80, 75.0), np.full(120, 300.0)])
+    sim = np.concatenate([np.full(550, 75.0), np.full(450, 300.0)])
+    cell.emu.update(ttfb_ms=emu, ttlb_ms=emu, retransmits=np.zeros(200))
+    r = C.compare_cell(cell, {"ttfb_ms": sim, "ttlb_ms": sim, "packets_up": np.zeros(3), "packets_down": np.zeros(3),
+                              "retransmits": np.zeros(3)})
+    assert r["ttfb_ms"]["fast_share_emu"] == 0.40 and r["ttfb_ms"]["fast_share_sim"] == 0.55
+    assert "p50 at the edge of the loss-free mode: 40 % of the emulated runs are in it, 55 % of the simulated" \
+        in C.miss_reasons(cell, r)
