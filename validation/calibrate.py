@@ -235,8 +235,8 @@ def compare_cell(cell: Cell, sim: dict[str, np.ndarray], twin: Cell | None = Non
     cells with a lossless twin also `ks_noise`: the KS after adding to every simulated run a residual
     drawn from the twin's emulated runs (their deviation from the twin's median), i.e. the host's
     run-to-run timing noise, which the simulator does not have (diagnostic only, not gated). With
-    `rerun` (the same cell emulated again), `ks_rerun` and `rerun_err_p50/p90`: how far the
-    emulator's second run is from its first, by the measures the simulator is gated on."""
+    `rerun` (the same cell emulated again), `out["rerun"]`: the re-run compared with the first run
+    as the simulator is (its errors, KS and gates), i.e. how far the emulator is from itself."""
     out: dict = {}
     rng = np.random.default_rng(0)
     for m in METRICS:
@@ -273,11 +273,6 @@ def compare_cell(cell: Cell, sim: dict[str, np.ndarray], twin: Cell | None = Non
         # the width of the lower half (p10 to p50: the loss-free mode at 1-3 % loss) in both
         row["spread_emu_ms"] = float(np.percentile(e, 50) - np.percentile(e, 10))
         row["spread_sim_ms"] = float(np.percentile(s, 50) - np.percentile(s, 10))
-        if rerun is not None:
-            r2 = rerun.emu[m]
-            row["ks_rerun"] = ks_distance(e, r2)
-            for q in (50, 90):
-                row[f"rerun_err_p{q}"] = float(np.percentile(r2, q)) / row[f"emu_p{q}"] - 1
         if twin is not None:
             resid = twin.emu[m] - np.median(twin.emu[m])
             row["ks_noise"] = ks_distance(e, s + rng.choice(resid, size=len(s)))
@@ -289,6 +284,8 @@ def compare_cell(cell: Cell, sim: dict[str, np.ndarray], twin: Cell | None = Non
                       "sim_up": float(np.mean(sim["packets_up"])), "sim_down": float(np.mean(sim["packets_down"])),
                       "emu_retx": float(np.mean(cell.emu["retransmits"])), "sim_retx": float(np.mean(sim["retransmits"]))}
     out["gate"] = gate(cell.kind, out)
+    if rerun is not None:
+        out["rerun"] = compare_cell(cell, rerun.emu)  # the re-run in the simulator's place
     return out
 
 
@@ -303,17 +300,18 @@ def _whole_rounds(delta_ms: float, rtt_ms: float, tolerance: float = 0.15) -> in
 def miss_reasons(cell: Cell, cmp: dict) -> str:
     """A short, computed explanation of each missed gate (pointers to validation/diagnosis.md)."""
     out = []
+    rerun = cmp.get("rerun")
     for m in METRICS:
         row, name = cmp[m], m[:4].upper()
+        own = rerun[m] if rerun is not None else None  # the emulator's re-run against this run
         for q in (50, 90):
             limit = GATES[cell.kind].get(f"p{q}")
             if limit is None or abs(row[f"err_p{q}"]) <= limit:
                 continue
             f = row.get(f"sim_cdf_at_emu_p{q}")
             ci = row.get(f"emu_ci_p{q}")
-            again = row.get(f"rerun_err_p{q}")
-            if again is not None and abs(again) > limit:
-                out.append(f"{name} p{q}: the emulator's own re-run of this cell is {again * 100:+.1f} % from this "
+            if own is not None and abs(own[f"err_p{q}"]) > limit:
+                out.append(f"{name} p{q}: the emulator's own re-run of this cell is {own[f'err_p{q}'] * 100:+.1f} % from this "
                            f"run, also beyond the {limit * 100:g} % gate (§12)")
             elif cell.lossy and ci is not None and ci[0] <= row[f"sim_p{q}"] <= ci[1]:
                 out.append(f"{name} p{q}: the simulated {row[f'sim_p{q}']:.0f} ms lies inside the emulated p{q}'s "
@@ -343,8 +341,8 @@ def miss_reasons(cell: Cell, cmp: dict) -> str:
                 out.append(f"{name} p{q}: not explained")
         if cell.kind == "lossy" and row["ks"] > GATES["lossy"]["ks"]:
             d = row.get("ks_shift_ms")
-            if row.get("ks_rerun") is not None and row["ks_rerun"] > GATES["lossy"]["ks"]:
-                out.append(f"{name} KS: the emulator's own re-run of this cell is KS {row['ks_rerun']:.2f} from this "
+            if own is not None and own["ks"] > GATES["lossy"]["ks"]:
+                out.append(f"{name} KS: the emulator's own re-run of this cell is KS {own['ks']:.2f} from this "
                            f"run, also beyond the gate: the emulation does not reproduce this finely (§12)")
             elif d is not None:
                 out.append(f"{name} KS falls under {GATES['lossy']['ks']} with the simulated runs shifted by {d:+.2f} ms "
@@ -630,9 +628,9 @@ def render_report(rows: list[tuple[Cell, dict]], baseline: list[tuple[Cell, dict
         for sp in ("train", "held-back"):
             L.append(_gate_line(rows, kind, sp))
     L.append("")
-    again = [(c, r) for c, r in rows if c.lossy and r["ttfb_ms"].get("ks_rerun") is not None]
+    again = [(c, r) for c, r in rows if c.lossy and "rerun" in r]
     if again:
-        own = [max(r[m]["ks_rerun"] for m in METRICS) for _, r in again]
+        own = [max(r["rerun"][m]["ks"] for m in METRICS) for _, r in again]
         sim_ks = [max(r[m]["ks"] for m in METRICS) for _, r in again]
         L += [f"How fine these gates are: {len(again)} lossy cells were emulated a second time (see Re-runs). "
               f"Judged against its own first run, the emulator's second run has a KS of {min(own):.2f}-{max(own):.2f} "
@@ -700,7 +698,7 @@ def render_report(rows: list[tuple[Cell, dict]], baseline: list[tuple[Cell, dict
                      f"{a['sim_p50'] - a['emu_p50']:+.1f} ms, TTLB p50 by {b['sim_p50'] - b['emu_p50']:+.1f} ms. "
                      f"Why: {miss_reasons(c, r)}")
         L.append("")
-    L += rerun_section(rows, rerun_cells(data_dir))
+    L += rerun_section(rows)
     if DIAGNOSIS.exists():
         L += [DIAGNOSIS.read_text().strip(), ""]
     if figures:
@@ -717,13 +715,13 @@ def rerun_cells(data_dir: Path) -> list[Cell]:
     return load_cells(recheck) if recheck.is_dir() else []
 
 
-def rerun_section(rows: list[tuple[Cell, dict]], again_cells: list[Cell]) -> list[str]:
+def rerun_section(rows: list[tuple[Cell, dict]]) -> list[str]:
     """The emulator against itself: cells emulated a second time, later (`validation/data/recheck/`),
     compared with their first run by the same gates the simulator is held to, the re-run taking the
     simulator's place. Where two runs of the emulator miss a gate between themselves, that gate is
-    finer than the emulation's reproducibility on this host (its run-to-run timing, §2)."""
-    again = {c.name: c for c in again_cells}
-    both = [(c, r) for c, r in rows if c.name in again]
+    finer than the emulation's reproducibility on this host (its run-to-run timing, §2). Uses the
+    re-run comparison `compare_cell` keeps for the rows that have one."""
+    both = [(c, r) for c, r in rows if "rerun" in r]
     if not both:
         return []
     L = ["## Re-runs (`validation/data/recheck/`)", "",
@@ -734,7 +732,7 @@ def rerun_section(rows: list[tuple[Cell, dict]], again_cells: list[Cell]) -> lis
          "KS sim (TTFB / TTLB) | re-run vs emu | sim vs emu |", "|---|---|---|---|---|---|---|"]
     self_miss = {"lossless": [0, 0], "lossy": [0, 0]}
     for c, r in both:
-        own = compare_cell(c, again[c.name].emu)  # the re-run in the simulator's place
+        own = r["rerun"]
         self_miss[c.kind][0] += not own["gate"]["pass"]
         self_miss[c.kind][1] += 1
         a, b, oa, ob = r["ttfb_ms"], r["ttlb_ms"], own["ttfb_ms"], own["ttlb_ms"]
