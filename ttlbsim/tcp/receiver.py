@@ -170,6 +170,7 @@ class Receiver:
         low = free < full >> 1
         if low:
             self.quick = 0
+            self.wnd_cache = -1  # (not kept: wnd_copied, just set, must not vouch for an older result)
             free &= _WSCALE_MASK
             if free < allowed >> 4 or free < min(self.rcv_mss, full):
                 return 0
