@@ -193,3 +193,30 @@ def test_a_quantile_at_the_edge_of_the_loss_free_mode_says_so(dataset):
     assert r["ttfb_ms"]["fast_share_emu"] == 0.40 and r["ttfb_ms"]["fast_share_sim"] == 0.55
     assert "p50 at the edge of the loss-free mode: 40 % of the emulated runs are in it, 55 % of the simulated" \
         in C.miss_reasons(cell, r)
+
+
+def test_a_ks_from_the_loss_free_runs_alone_says_so(dataset):
+    """A lossy cell whose runs retransmit as often in both (80 %/20 %), whose runs with a
+    retransmission agree, but whose loss-free runs are spread over 10 ms emulated and 1 ms
+    simulated: the KS reason names the loss-free runs' timing; with the shares apart it does not."""
+    base = next(c for c in C.load_cells(dataset) if c.name == "classical_1Gbit_35ms_0")
+    cell = C.Cell(base.name, dict(base.key, loss="1%"), base.scenario.replace(loss="1%"), dict(base.emu), base.summary)
+    emu = np.concatenate([np.linspace(75.0, 85.0, 160), np.linspace(300.0, 320.0, 40)])
+    retx = np.concatenate([np.zeros(160), np.ones(40)])
+    cell.emu.update(ttfb_ms=emu, ttlb_ms=emu, retransmits=retx)
+
+    def sim(clean_share):
+        n = int(1000 * clean_share)
+        t = np.concatenate([np.linspace(79.5, 80.5, n), np.linspace(300.0, 320.0, 1000 - n)])
+        return {"ttfb_ms": t, "ttlb_ms": t, "retransmits": np.concatenate([np.zeros(n), np.ones(1000 - n)]),
+                "packets_up": np.zeros(3), "packets_down": np.zeros(3)}
+
+    r = C.compare_cell(cell, sim(0.8))
+    assert r["ttfb_ms"]["ks"] > 0.15 and r["ttfb_ms"]["ks_shift_ms"] is None
+    assert r["ttfb_ms"]["ks_clean"] > 0.15 and r["ttfb_ms"]["ks_retx"] <= 0.15
+    why = C.miss_reasons(cell, r)
+    assert "80 % of the emulated runs and 80 % of the simulated retransmit nothing" in why
+    assert "the KS among those loss-free runs alone is" in why
+    r = C.compare_cell(cell, sim(0.5))
+    assert C.clean_runs_reason(cell, r["ttfb_ms"]) is None
+    assert "retransmit nothing" not in C.miss_reasons(cell, r)
