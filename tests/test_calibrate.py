@@ -220,3 +220,16 @@ def test_a_ks_from_the_loss_free_runs_alone_says_so(dataset):
     r = C.compare_cell(cell, sim(0.5))
     assert C.clean_runs_reason(cell, r["ttfb_ms"]) is None
     assert "retransmit nothing" not in C.miss_reasons(cell, r)
+
+
+def test_the_loaded_host_sentence_gives_how_far_load_moved_the_medians(dataset):
+    """A lossless cell emulated again 5 % slower (a busy host): the sentence reports +5.0 % and one
+    cell of one past the 2 % gate."""
+    rows = [(c, C.compare_cell(c, {k: v for k, v in c.emu.items()} | {"packets_up": c.emu["packets_up"],
+                                                                        "packets_down": c.emu["packets_down"]}))
+            for c in C.load_cells(dataset)]
+    cell = rows[0][0]
+    slower = C.Cell(cell.name, cell.key, cell.scenario, {k: v * 1.05 for k, v in cell.emu.items()}, cell.summary)
+    text = C.loaded_sentence(rows, [slower])
+    assert "moved +5.0 % to +5.0 %" in text and "past the 2 % gate in 1 of 1" in text
+    assert C.loaded_sentence(rows, []) is None

@@ -676,6 +676,9 @@ def render_report(rows: list[tuple[Cell, dict]], baseline: list[tuple[Cell, dict
               f"against the first run is {min(sim_ks):.2f}-{max(sim_ks):.2f} in the same cells. The loss-free "
               f"runs of a 1-3 % loss cell are a mode a millisecond wide, and the emulating host moves it by about "
               f"that much from one run of the campaign to the next (§2, §12).", ""]
+    busy = loaded_sentence(rows, loaded_cells(data_dir))
+    if busy:
+        L += [busy, ""]
     if baseline is not None:
         L += ["Before calibration (flight_overhead 0, compute scale 1), for comparison:", "",
               "| kind | split | cells | pass | RMS / max abs p50 error % | max abs p90 error % |", "|---|---|---|---|---|---|"]
@@ -751,6 +754,34 @@ def rerun_cells(data_dir: Path) -> list[Cell]:
     """Cells of `data_dir`'s campaign emulated a second time (`../recheck/` beside it), if any."""
     recheck = Path(data_dir).parent / "recheck"
     return load_cells(recheck) if recheck.is_dir() else []
+
+
+def loaded_cells(data_dir: Path) -> list[Cell]:
+    """Lossless cells of `data_dir`'s campaign emulated again on a busy host (`../loaded/` beside it)."""
+    loaded = Path(data_dir).parent / "loaded"
+    return load_cells(loaded) if loaded.is_dir() else []
+
+
+def loaded_sentence(rows: list[tuple[Cell, dict]], loaded: list[Cell]) -> str | None:
+    """How far the host's load moved the emulated medians of the cells in `loaded` against the same
+    cells' runs in `rows`, with the simulator's distance from those runs beside it (TTFB and TTLB)."""
+    by_name = {c.name: r for c, r in rows}
+    moved, sim_err = [], []
+    for c in loaded:
+        r = by_name.get(c.name)
+        if r is None or c.lossy:
+            continue
+        for m in METRICS:
+            moved.append(float(np.percentile(c.emu[m], 50)) / r[m]["emu_p50"] - 1)
+            sim_err.append(r[m]["err_p50"])
+    if not moved:
+        return None
+    n = len(moved) // len(METRICS)
+    past = sum(max(abs(moved[i]), abs(moved[i + 1])) > GATES["lossless"]["p50"] for i in range(0, len(moved), 2))
+    return (f"Under load (`data/loaded/`: {n} lossless cells emulated again with more connections while the host "
+            f"was busy) the emulated medians moved {min(moved) * 100:+.1f} % to {max(moved) * 100:+.1f} % against "
+            f"the runs above (past the 2 % gate in {past} of {n}); the simulator is {min(sim_err) * 100:+.1f} % to "
+            f"{max(sim_err) * 100:+.1f} % from those runs (§12).")
 
 
 def rerun_section(rows: list[tuple[Cell, dict]]) -> list[str]:
