@@ -297,8 +297,7 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
     host = np.random.default_rng(seed_seq.spawn(1)[0]) if compute.varies else None
     env = simpy.Environment()
     link = Link(scenario.network, np.random.default_rng(up_seq), np.random.default_rng(down_seq))
-    # float(np.random.default_rng(misc_seq).random()): the Generator's next_double() from the
-    # bit generator's first raw output (its top 53 bits), without building a Generator
+    # where connect() falls within a jiffy: the first uniform draw of the run's third stream
     phase = float(np.random.default_rng(misc_seq).random()) / scenario.tcp.hz
     conn = Connection(env, scenario, link, phase)
     flights = profile.flights
