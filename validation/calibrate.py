@@ -383,8 +383,8 @@ def miss_reasons(cell: Cell, cmp: dict) -> str:
             elif d is not None:
                 out.append(f"{name} KS falls under {GATES['lossy']['ks']} with the simulated runs shifted by {d:+.2f} ms "
                            f"(host timing of the loss-free mode, §2/§5)")
-            elif clean_runs_reason(cell, row):
-                out.append(f"{name} KS: {clean_runs_reason(cell, row)}")
+            elif (why := clean_runs_reason(cell, row)) is not None:
+                out.append(f"{name} KS: {why}")
             elif cell.key.get("jitter"):
                 out.append(f"{name} KS: netem queueing under jitter (§6)")
             elif (row.get("spread_emu_ms") is not None and row["spread_emu_ms"] + row["spread_sim_ms"] > 0.2
@@ -776,8 +776,9 @@ def loaded_sentence(rows: list[tuple[Cell, dict]], loaded: list[Cell]) -> str | 
             sim_err.append(r[m]["err_p50"])
     if not moved:
         return None
-    n = len(moved) // len(METRICS)
-    past = sum(max(abs(moved[i]), abs(moved[i + 1])) > GATES["lossless"]["p50"] for i in range(0, len(moved), 2))
+    k = len(METRICS)  # (moved holds each cell's metrics in a row)
+    n = len(moved) // k
+    past = sum(max(abs(x) for x in moved[i:i + k]) > GATES["lossless"]["p50"] for i in range(0, len(moved), k))
     return (f"Under load (`data/loaded/`: {n} lossless cells emulated again with more connections while the host "
             f"was busy) the emulated medians moved {min(moved) * 100:+.1f} % to {max(moved) * 100:+.1f} % against "
             f"the runs above (past the 2 % gate in {past} of {n}); the simulator is {min(sim_err) * 100:+.1f} % to "
