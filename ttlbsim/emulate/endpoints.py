@@ -224,8 +224,12 @@ def tcp_info(sock: socket.socket) -> dict:
     raw = raw + bytes(232 - len(raw))
     u32 = lambda off: struct.unpack_from("<I", raw, off)[0]  # noqa: E731
     u64 = lambda off: struct.unpack_from("<Q", raw, off)[0]  # noqa: E731
+    # (offsets of linux-6.1 include/uapi/linux/tcp.h; reordering: the dupthresh in segments,
+    # reord_seen: reordering events counted (tcp_check_sack_reordering and friends), dsack_dups:
+    # duplicate segments reported by DSACK, rcv_ooopack: out-of-order packets received)
     return {"total_retrans": u32(100), "segs_out": u32(136), "segs_in": u32(140), "bytes_sent": u64(200),
             "bytes_retrans": u64(208), "snd_cwnd": u32(80), "rtt_us": u32(68), "min_rtt_us": u32(148),
+            "reordering": u32(88), "dsack_dups": u32(216), "reord_seen": u32(220), "rcv_ooopack": u32(224),
             "options": raw[5]}
 
 
