@@ -750,16 +750,20 @@ def render_report(rows: list[tuple[Cell, dict]], baseline: list[tuple[Cell, dict
     return "\n".join(L) + "\n"
 
 
+def _sibling_cells(data_dir: Path, name: str) -> list[Cell]:
+    """The cells of the data set `name` beside `data_dir` (validation/data/<name>), if there is one."""
+    d = Path(data_dir).parent / name
+    return load_cells(d) if d.is_dir() else []
+
+
 def rerun_cells(data_dir: Path) -> list[Cell]:
     """Cells of `data_dir`'s campaign emulated a second time (`../recheck/` beside it), if any."""
-    recheck = Path(data_dir).parent / "recheck"
-    return load_cells(recheck) if recheck.is_dir() else []
+    return _sibling_cells(data_dir, "recheck")
 
 
 def loaded_cells(data_dir: Path) -> list[Cell]:
     """Lossless cells of `data_dir`'s campaign emulated again on a busy host (`../loaded/` beside it)."""
-    loaded = Path(data_dir).parent / "loaded"
-    return load_cells(loaded) if loaded.is_dir() else []
+    return _sibling_cells(data_dir, "loaded")
 
 
 def loaded_sentence(rows: list[tuple[Cell, dict]], loaded: list[Cell]) -> str | None:
@@ -767,18 +771,18 @@ def loaded_sentence(rows: list[tuple[Cell, dict]], loaded: list[Cell]) -> str | 
     cells' runs in `rows`, with the simulator's distance from those runs beside it (TTFB and TTLB)."""
     by_name = {c.name: r for c, r in rows}
     moved, sim_err = [], []
+    n = past = 0
     for c in loaded:
         r = by_name.get(c.name)
         if r is None or c.lossy:
             continue
-        for m in METRICS:
-            moved.append(float(np.percentile(c.emu[m], 50)) / r[m]["emu_p50"] - 1)
-            sim_err.append(r[m]["err_p50"])
-    if not moved:
+        shifts = [float(np.percentile(c.emu[m], 50)) / r[m]["emu_p50"] - 1 for m in METRICS]
+        moved += shifts
+        sim_err += [r[m]["err_p50"] for m in METRICS]
+        n += 1
+        past += max(abs(x) for x in shifts) > GATES["lossless"]["p50"]
+    if not n:
         return None
-    k = len(METRICS)  # (moved holds each cell's metrics in a row)
-    n = len(moved) // k
-    past = sum(max(abs(x) for x in moved[i:i + k]) > GATES["lossless"]["p50"] for i in range(0, len(moved), k))
     return (f"Under load (`data/loaded/`: {n} lossless cells emulated again with more connections while the host "
             f"was busy) the emulated medians moved {min(moved) * 100:+.1f} % to {max(moved) * 100:+.1f} % against "
             f"the runs above (past the 2 % gate in {past} of {n}); the simulator is {min(sim_err) * 100:+.1f} % to "
