@@ -141,19 +141,43 @@ def test_ctrl_c_leaves_nothing_behind(tmp_path):
 
 
 @needs_backend
-def test_smoke_emulation_matches_the_simulator():
+def test_smoke_emulation_matches_the_simulator(tmp_path):
     """One lossless cell: emulated TTFB and TTLB medians within 5 % of the simulator's (HZ of the
-    emulating kernel: 100 for the UML guest)."""
+    emulating kernel: 100 for the UML guest). The rows also carry the receiver trace asked for."""
     from ttlbsim.simulate import simulate
     hz = 100 if BACKEND == "uml" else 250
     sc = Scenario.build(kex="X25519MLKEM768", sig="mldsa44", rtt="100ms", bandwidth="10Mbit", initcwnd=20,
                         data="50KiB", hz=hz)
-    e = emulate(sc, runs=5, backend=BACKEND, progress=None)
+    e = emulate(sc, runs=5, backend=BACKEND, progress=None, out=tmp_path / "rows.jsonl", trace_receiver=True)
     s = simulate(e.scenario, runs=5, seed=0)
     assert e.source == "emulator" and e.runs == 5 and (e.retransmits == 0).all()
     for metric in ("ttfb_ms", "ttlb_ms"):
         emu, sim = e.percentiles(metric)["p50"], s.percentiles(metric)["p50"]
         assert abs(emu / sim - 1) < 0.05, (metric, emu, sim)
+    rows = [json.loads(x) for x in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    for row in rows:  # one entry per SSL_read, ending with the whole response read
+        trace = row["receiver"]
+        assert trace[-1][1] == 50 * 1024 and all(t[5] >= 4096 for t in trace)
+        assert [t[0] for t in trace] == sorted(t[0] for t in trace)
+
+
+def test_receiver_state_reads_tcp_info_and_the_buffer():
+    """`_receiver_state` on a real TCP socket: rcv_ssthresh and the receive buffer are positive,
+    and SO_RCVBUF is what the kernel reports for the socket."""
+    import socket
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    c = socket.create_connection(ls.getsockname())
+    s, _ = ls.accept()
+    s.sendall(b"x" * 20000)
+    got = 0
+    while got < 20000:
+        got += len(c.recv(65536))
+    state = endpoints._receiver_state(c, 1.5, got)
+    assert state[:2] == [1.5, 20000] and state[2] > 0 and state[5] == c.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    for sock in (c, s, ls):
+        sock.close()
 
 
 def test_gap_between_connections_default_and_bad_value():

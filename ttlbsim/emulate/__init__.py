@@ -120,7 +120,8 @@ def default_gap_s(scenario: Scenario) -> float:
 
 def emulate(scenario: Scenario, runs: int = 20, *, backend: str = "auto", warmup: int = 2,
             out: str | Path | None = None, progress: TextIO | Callable[[str], None] | None = sys.stderr,
-            workdir: str | Path | None = None, pcap: str | Path | None = None, gap_s: float | None = None) -> Result:
+            workdir: str | Path | None = None, pcap: str | Path | None = None, gap_s: float | None = None,
+            trace_receiver: bool = False) -> Result:
     """Run `runs` real connections (after `warmup` unmeasured ones) of `scenario`.
 
     Raises `BackendUnavailable` when neither backend works, `RuntimeError` when the emulation
@@ -128,7 +129,9 @@ def emulate(scenario: Scenario, runs: int = 20, *, backend: str = "auto", warmup
     raises (also on KeyboardInterrupt). `workdir`: keep the spec, credentials, rows, testbed
     description and clean-up report there (default: a temporary directory, removed). `pcap`:
     tcpdump at the server's veth into this file (needs tcpdump where the harness runs). `gap_s`:
-    idle seconds between connections (default :func:`default_gap_s`; 0 = back to back)."""
+    idle seconds between connections (default :func:`default_gap_s`; 0 = back to back).
+    `trace_receiver`: each row (in `out`) also keeps the client's receive autotuning state
+    after every SSL_read (`endpoints._receiver_state`)."""
     from .. import __version__
     from .endpoints import write_credentials
 
@@ -166,6 +169,8 @@ def emulate(scenario: Scenario, runs: int = 20, *, backend: str = "auto", warmup
         spec["gap_s"] = gap
         if pcap is not None:
             spec["pcap"] = str(Path(pcap).resolve())
+        if trace_receiver:
+            spec["trace_receiver"] = True
         spec_path, rows_path = work / "spec.json", work / "rows.jsonl"
         spec_path.write_text(json.dumps(spec, indent=1))
         budget = 120 + (runs + warmup) * (spec["timeout_s"] + gap)

@@ -233,6 +233,16 @@ def tcp_info(sock: socket.socket) -> dict:
             "options": raw[5]}
 
 
+def _receiver_state(sock: socket.socket, t_ms: float, got: int) -> list:
+    """The receiver's autotuning state after one SSL_read (a diagnostic trace): time since
+    connect() (ms), plaintext bytes read so far, tcpi_rcv_ssthresh, tcpi_rcv_rtt (µs, the
+    rcv_rtt_est that paces autotuning), tcpi_rcv_space (rcvq_space.space, B) and SO_RCVBUF
+    (sk_rcvbuf, which `tcp_rcv_space_adjust` grows)."""
+    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    ssthresh, rtt, space = struct.unpack_from("<I", raw, 64)[0], *struct.unpack_from("<II", raw, 92)
+    return [round(t_ms, 3), got, ssthresh, rtt, space, sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)]
+
+
 def _timeouts(sock: socket.socket, seconds: float) -> None:
     tv = struct.pack("ll", int(seconds), int((seconds % 1) * 1e6))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
@@ -312,9 +322,14 @@ def client(spec: dict) -> int:
                 t1 = time.perf_counter()
                 c.sendall(req)
                 got = 0
+                trace = [] if spec.get("trace_receiver") else None
                 while got < data:
                     got += len(c.recv(65536))
+                    if trace is not None:
+                        trace.append(_receiver_state(sock, (time.perf_counter() - t0) * 1e3, got))
                 t2 = time.perf_counter() if data else t1
+                if trace is not None:
+                    row["receiver"] = trace
                 row.update(ok=True, ttfb_ms=(t1 - t0) * 1e3, ttlb_ms=(t2 - t0) * 1e3, bytes=got)
             except (SSL.Error, OSError) as exc:
                 row["error"] = f"{type(exc).__name__}: {exc}"

@@ -146,10 +146,11 @@ def run(spec: dict, rows_path: Path) -> int:
         (rows_path.with_suffix(".testbed.json")).write_text(json.dumps(bed.describe(), indent=1))
         ep_spec = {"tls": spec["tls"], "files": spec["files"], "warmup": spec["warmup"], "runs": spec["runs"],
                    "data_bytes": spec["data_bytes"], "request_bytes": spec["request_bytes"],
-                   "server_addr": SERVER_ADDR, "timeout_s": spec.get("timeout_s", 120), "gap_s": spec.get("gap_s", 0)}
+                   "server_addr": SERVER_ADDR, "timeout_s": spec.get("timeout_s", 120), "gap_s": spec.get("gap_s", 0),
+                   "trace_receiver": bool(spec.get("trace_receiver"))}
         spec_path.write_text(json.dumps(ep_spec))
         env = dict(os.environ)
-        if spec.get("pcap"):  # capture at the server's veth (before its netem on egress, after the client's)
+        if spec.get("pcap"):  # capture at the server's veth (after its netem on egress: the tap is past the qdisc)
             procs.append(subprocess.Popen(["ip", "netns", "exec", bed.ns["s"], "tcpdump", "-U", "-Z", "root", "-n", "-s", "200",
                                            "-i", bed.dev["s"], "-w", spec["pcap"]],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
