@@ -305,3 +305,22 @@ def test_gso_skbs_grow_with_the_pacing_rate():
     assert segs(20, 0.001) > 20          # small RTTs get tcp_tso_rtt_log's bonus
     assert segs(10_000, 0.001) == 65536 // MSS
     assert s.tcp.gso
+
+
+def test_pure_acks_update_the_timestamp_a_sender_echoes():
+    """Linux echoes the timestamp of the newest segment at or left of its last ACK's edge, pure ACKs
+    included (tcp_ack → tcp_replace_ts_recent): a bulk sender's data echoes the ACK that released
+    it, so the receiver's RTT estimate (tcp_rcv_rtt_measure_ts, which drives receive-buffer
+    autotuning) follows the path's round trip. Were only data segments taken, the server here (whose
+    peer sends no data) would echo the client's SYN for the whole transfer: one sample, of the time
+    since the SYN."""
+    import simpy
+
+    from ttlbsim.link import Link
+
+    s = Scenario.build(kex="x25519", sig="rsa2048", rtt="35ms", bandwidth="1Gbit", data="0", compute="zero")
+    env = simpy.Environment()
+    conn = Connection(env, s, Link(s.network, np.random.default_rng(1), np.random.default_rng(2)), 0.0)
+    server_writes(env, conn, 400_000, until=2)
+    assert conn.client.receiver.rcv_nxt == 400_000
+    assert 0.035 <= conn.client.receiver.rcv_rtt < 0.037

@@ -222,8 +222,16 @@ class Endpoint:
                     self.read_at = now + self.read_delay
                 else:
                     self.app_read(now)
-        elif sender.send_idx < len(sender.queue) or sender.lost_out:
-            sender.push(now)
+        else:
+            # a segment without data: its timestamp is echoed from now on if it is at or left of
+            # the edge of our last ACK (tcp_ack → tcp_replace_ts_recent; data segments do this in
+            # Receiver.on_data), so a sender's next data echoes the ACK that released it and the
+            # peer's receiver measures the round trip (tcp_rcv_rtt_measure_ts) from it
+            r = self.receiver
+            if seq <= r.rcv_wup and seg.tsval >= r.ts_recent:
+                r.ts_recent = seg.tsval
+            if sender.send_idx < len(sender.queue) or sender.lost_out:
+                sender.push(now)
         if sender.probe_pending:  # the ACK's loss probe, unless new data sent re-armed it
             sender.arm_pending_probe(now)
 
