@@ -144,3 +144,23 @@ def test_lossy_transfer_sends_about_as_many_acks_as_linux():
                        initcwnd=20, client_profile="openssl", key_shares=1, hz=100, read_delay="30us")
     up = simulate(s, runs=300, seed=0).arrays["packets_up"].mean()
     assert 45 < up < 65
+
+
+def test_the_reader_takes_one_record_per_two_recvs_and_autotunes_at_the_first(monkeypatch):
+    """A TLS client without read-ahead reads a record as two recv() calls (its 5-byte header, then
+    the rest); each ends as tcp_recvmsg_locked does: autotuning (once per receiver RTT), then
+    tcp_cleanup_rbuf. So a burst of three whole records is six recv()s, and the autotuning of the
+    burst measures what was read up to the first of them."""
+    r = Receiver(advmss=MSS, autotune=True)
+    r.start(0.0)
+    r.record_ends = [5 + 16000 * k for k in range(1, 4)]  # three records of 16000 B (header included)
+    r.rcv_rtt = 0.035
+    for seq in range(0, r.record_ends[-1], MSS):
+        r.on_data(0.05, seq, min(seq + MSS, r.record_ends[-1]), 0.0, 0.0, 0.2)
+    recvs = []
+    orig = Receiver._cleanup
+    monkeypatch.setattr(Receiver, "_cleanup", lambda self: recvs.append(self.copied) or orig(self))
+    r.read(0.05, lambda now: None)
+    assert recvs == [5, 16005, 16010, 32005, 32010, 48005]
+    assert r.copied == r.rcv_nxt == 48005
+    assert r.space_seq == 5 and r.space_time == 0.05  # autotuning ran once, at the first recv()

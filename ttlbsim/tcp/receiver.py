@@ -325,38 +325,35 @@ class Receiver:
         return self._compress(now) if ooo else False
 
     def read(self, now: float, send_ack: Callable[[float], None]) -> None:
-        """The application reads what has arrived in order (`tcp_recvmsg`): a TLS client without
-        read-ahead first takes the next record's 5-byte header (or the rest of the record it is
-        in), then the rest. After each recv(), `tcp_cleanup_rbuf`: True if an ACK is due — the
-        pending one when more than a full segment is unacknowledged or when a pushed short segment
-        was read and the queue is empty; or a window update when the read at least doubled the
-        window (`send_ack(now)` is called at once, so that the ACK carries the window of that moment).
-        Receive-buffer autotuning runs here (`tcp_rcv_space_adjust`)."""
-        avail = self.rcv_nxt - self.copied
-        if avail <= 0:
-            return
+        """The application reads what has arrived in order (`tcp_recvmsg`), one recv() at a time as
+        a TLS client without read-ahead does: each record's 5-byte header, then the rest of the
+        record (or what has arrived of it). Each recv() ends as `tcp_recvmsg_locked` does:
+        receive-buffer autotuning (`tcp_rcv_space_adjust`, at most once per receiver RTT), then
+        `tcp_cleanup_rbuf` — an ACK if one is due: the pending one when more than a full segment is
+        unacknowledged or when a pushed short segment was read and the queue is empty; or a window
+        update when the read at least doubled the window (`send_ack(now)` is called at once, so
+        that the ACK carries the window of that moment)."""
         ends = self.record_ends
-        if ends is None:
-            first = avail
-        else:
-            i = bisect_right(ends, self.copied)
-            if self.copied == 0 or (i and ends[i - 1] == self.copied):
-                first = K_TLS_HEADER
+        while True:
+            avail = self.rcv_nxt - self.copied
+            if avail <= 0:
+                return
+            if ends is None:
+                chunk = avail
             else:
-                first = ends[i] - self.copied if i < len(ends) else avail
-            if first > avail:
-                first = avail
-        self.copied += first
-        if self._cleanup():
-            send_ack(now)
-        rest = self.rcv_nxt - self.copied
-        if rest > 0:
-            self.copied += rest
+                i = bisect_right(ends, self.copied)
+                if self.copied == 0 or (i and ends[i - 1] == self.copied):
+                    chunk = K_TLS_HEADER
+                else:
+                    chunk = ends[i] - self.copied if i < len(ends) else avail
+                if chunk > avail:
+                    chunk = avail
+            self.copied += chunk
+            if self.autotune and self.rcv_rtt is not None and self.space_time is not None \
+                    and now - self.space_time >= self.rcv_rtt:
+                self._space_adjust(now)
             if self._cleanup():
                 send_ack(now)
-        if self.autotune and self.rcv_rtt is not None and self.space_time is not None \
-                and now - self.space_time >= self.rcv_rtt:
-            self._space_adjust(now)
 
     def _cleanup(self) -> bool:
         """`tcp_cleanup_rbuf()` after a recv() that copied data: True if an ACK is due."""
