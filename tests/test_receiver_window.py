@@ -164,3 +164,53 @@ def test_the_reader_takes_one_record_per_two_recvs_and_autotunes_at_the_first(mo
     assert recvs == [5, 16005, 16010, 32005, 32010, 48005]
     assert r.copied == r.rcv_nxt == 48005
     assert r.space_seq == 5 and r.space_time == 0.05  # autotuning ran once, at the first recv()
+
+
+def test_out_of_order_data_grows_the_window_too():
+    """Linux 6.1 grows rcv_ssthresh for data held out of order as for in-order data (SACK flows:
+    tcp_data_queue_ofo → tcp_grow_window): once autotuning has raised window_clamp, the SACKs
+    sent behind a lost segment offer a growing window, so the sender can repair the hole and send
+    past the old 64 KB edge in the same round trip. Before, only in-order data grew it, and a hole
+    held the window at 64 KB until the retransmission arrived."""
+    r = Receiver(advmss=MSS, autotune=True)
+    r.start(0.0)
+    r.rcv_wnd = r.advertise()
+    r._set_buffer(4 * 1024 * 1024, 2 * 1024 * 1024)  # as autotuning leaves it after a fast round
+    before = r.rcv_ssthresh
+    base = r.rcv_nxt + MSS  # one segment lost
+    for k in range(19):
+        r.on_data(0.1, base + k * MSS, base + (k + 1) * MSS, 0.0, 0.0, 0.2)
+    assert r.rcv_ssthresh == before + 19 * 2 * MSS
+    assert r.advertise() >= before + 19 * 2 * MSS
+    # a segment already held (a duplicate) grows nothing
+    r.on_data(0.1, base, base + MSS, 0.0, 0.0, 0.2)
+    assert r.rcv_ssthresh == before + 19 * 2 * MSS
+
+
+def test_receiver_rtt_also_takes_the_time_to_receive_a_window_as_a_minimum():
+    """tcp_event_data_recv → tcp_rcv_rtt_measure: besides the timestamp samples (smoothed), the
+    time in-order data takes to pass the edge of the window offered when the interval began is a
+    sample (µs clock) that can only lower rcv_rtt_est (tcp_rcv_rtt_update with win_dep = 1)."""
+    r = Receiver(advmss=MSS, autotune=True)
+    r.start(0.0)
+    r.rcv_wnd = r.advertise()                                  # 64128 B
+    r.on_data(0.0372, 0, MSS, 0.001, 0.0001, 0.2)              # timestamp sample: 37 ms
+    assert r.rcv_rtt == pytest.approx(0.037)
+    assert r.rcv_rtt_seq == MSS + r.rcv_wnd and r.rcv_rtt_time == 0.0372
+    r.rcv_wnd = 64128
+    t = 0.0372 + 0.0352
+    seq = r.rcv_nxt
+    while r.rcv_nxt < MSS + 64128:                             # a window's worth, 35.2 ms later
+        r.on_data(t, seq, seq + MSS, 0.0, 0.0001, 0.2)         # (same echo: no timestamp sample)
+        seq += MSS
+    assert r.rcv_rtt == pytest.approx(0.0352)
+    start = r.rcv_rtt_time
+    assert start == t
+    r.rcv_wnd = 64128
+    end = r.rcv_rtt_seq
+    t2 = t + 0.050                                             # the next window takes longer
+    while r.rcv_nxt < end:
+        r.on_data(t2, seq, seq + MSS, 0.0, 0.0001, 0.2)
+        seq += MSS
+    assert r.rcv_rtt == pytest.approx(0.0352)                  # a minimum: not raised
+    assert r.rcv_rtt_time == t2
