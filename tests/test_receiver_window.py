@@ -214,3 +214,57 @@ def test_receiver_rtt_also_takes_the_time_to_receive_a_window_as_a_minimum():
         seq += MSS
     assert r.rcv_rtt == pytest.approx(0.0352)                  # a minimum: not raised
     assert r.rcv_rtt_time == t2
+
+
+def _recv_log(monkeypatch, **options):
+    """Simulate one 1 Gbit/35 ms/200 KiB connection, logging every Receiver.read call as
+    (receiver, time, bytes copied, bytes left readable)."""
+    log = []
+    read = Receiver.read
+
+    def logged(self, now, send_ack, once=False):
+        before = self.copied
+        read(self, now, send_ack, once)
+        log.append((self, now, self.copied - before, self.rcv_nxt - self.copied))
+
+    monkeypatch.setattr(Receiver, "read", logged)
+    s = Scenario.build(kex="X25519MLKEM768", sig="mldsa44", rtt="35ms", bandwidth="1Gbit", data="200KiB",
+                       initcwnd=20, client_profile="openssl", key_shares=1, hz=100, compute="zero", **options)
+    return simulate(s, runs=1, seed=0), log
+
+
+def test_recv_cost_zero_is_the_reader_of_a_burst_at_once():
+    """recv_cost 0 (the default, and the calibrated profile's while it has none) gives the same
+    connections as before the parameter existed, lossy ones included."""
+    base = dict(kex="X25519MLKEM768", sig="mldsa44", rtt="35ms", bandwidth="1Gbit", data="200KiB", loss="1%",
+                initcwnd=20, client_profile="openssl", key_shares=1, hz=100, read_delay="30us")
+    for compute in ("zero", "calibrated"):
+        ref = simulate(Scenario.build(compute=compute, **base), runs=20, seed=1).arrays
+        zero = simulate(Scenario.build(compute=compute, recv_cost="0s", **base), runs=20, seed=1).arrays
+        assert ref.keys() == zero.keys()
+        for k in ref:
+            assert (ref[k] == zero[k]).all(), k
+    assert Scenario.build().compute.recv_cost == 0.0  # unset outside "calibrated" mode
+    with pytest.raises(ValueError, match="recv_cost"):
+        Scenario.build(recv_cost="-1us")
+    assert Scenario.build(recv_cost="50us", compute="zero").compute.recv_cost == pytest.approx(50e-6)
+
+
+def test_recv_cost_spreads_the_reads_of_a_burst(monkeypatch):
+    """With recv_cost 100 us the client makes one recv() at a time: after one that leaves data
+    readable, the next comes exactly 100 us later (segments arriving meanwhile neither restart nor
+    add a read), each copying one record's header or (what has arrived of) its rest. With 0, a read
+    takes everything readable at once."""
+    fast, log0 = _recv_log(monkeypatch, read_delay="0s", recv_cost="0s")
+    client0 = [e for e in log0 if e[0] is log0[-1][0]]
+    assert all(left == 0 for _, _, _, left in client0)  # each read empties the queue at once
+    slow, log = _recv_log(monkeypatch, read_delay="0s", recv_cost="100us")
+    client = [e for e in log if e[0] is log[-1][0]]  # the last read is the client's
+    times = [t for _, t, _, _ in client]
+    assert len(set(times)) == len(times)  # never two recv() calls at one instant
+    assert all(n <= 16401 for _, _, n, _ in client)  # at most one record's rest (16 KiB + tag)
+    assert sum(1 for _, _, n, _ in client if n == 5) >= 13  # a header per record (13 in the response)
+    gaps = [b[1] - a[1] for a, b in zip(client, client[1:]) if a[3] > 0]
+    assert len(gaps) >= 25 and all(g == pytest.approx(100e-6, abs=1e-9) for g in gaps)
+    # the last byte is read at the end of the burst's chain of recv() calls: later than at once
+    assert 0.5 < slow.ttlb_ms[0] - fast.ttlb_ms[0] < 5.0

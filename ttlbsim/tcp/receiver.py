@@ -349,15 +349,17 @@ class Receiver:
             return True
         return self._compress(now) if ooo else False
 
-    def read(self, now: float, send_ack: Callable[[float], None]) -> None:
+    def read(self, now: float, send_ack: Callable[[float], None], once: bool = False) -> None:
         """The application reads what has arrived in order (`tcp_recvmsg`), one recv() at a time as
-        a TLS client without read-ahead does: each record's 5-byte header, then the rest of the
-        record (or what has arrived of it). Each recv() ends as `tcp_recvmsg_locked` does:
-        receive-buffer autotuning (`tcp_rcv_space_adjust`, at most once per receiver RTT), then
-        `tcp_cleanup_rbuf` — an ACK if one is due: the pending one when more than a full segment is
-        unacknowledged or when a pushed short segment was read and the queue is empty; or a window
-        update when the read at least doubled the window (`send_ack(now)` is called at once, so
-        that the ACK carries the window of that moment)."""
+        a TLS client without read-ahead does (OpenSSL's SSL_read: recv(5) for each record's
+        header, then recv() of the rest of the record, or of what has arrived of it). Each recv()
+        ends as `tcp_recvmsg_locked` does: receive-buffer autotuning (`tcp_rcv_space_adjust`, at
+        most once per receiver RTT), then `tcp_cleanup_rbuf` — an ACK if one is due: the pending
+        one when more than a full segment is unacknowledged or when a pushed short segment was read
+        and the queue is empty; or a window update when the read at least doubled the window
+        (`send_ack(now)` is called at once, so that the ACK carries the window of that moment).
+        All the recv() calls happen at `now` until nothing is left to read; with `once`, only the
+        first (the caller makes the next one later: `Endpoint.recv_cost`)."""
         ends = self.record_ends
         while True:
             avail = self.rcv_nxt - self.copied
@@ -379,6 +381,8 @@ class Receiver:
                 self._space_adjust(now)
             if self._cleanup():
                 send_ack(now)
+            if once:
+                return
 
     def _cleanup(self) -> bool:
         """`tcp_cleanup_rbuf()` after a recv() that copied data: True if an ACK is due."""
