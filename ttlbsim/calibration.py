@@ -74,7 +74,8 @@ def load(name: str) -> Calibration:
         times = tuple(sorted((str(k), float(v)) for k, v in doc.get("compute_times_s", {}).items()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise InvalidValue("calibration", name, accepted) from None
-    if not all(math.isfinite(x) and x >= 0 for x in (overhead, sigma, scale, read_delay, recv_cost, *(v for _, v in times))) \
+    if not all(math.isfinite(x) and x >= 0
+               for x in (overhead, sigma, scale, read_delay, recv_cost, *(v for _, v in times))) \
             or sigma > 5 or read_delay > 1 or recv_cost > 1:
         raise InvalidValue("calibration", name, accepted + " with finite, non-negative parameters")
     hz = params.get("hz")

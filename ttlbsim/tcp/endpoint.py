@@ -41,8 +41,9 @@ class Endpoint:
     `on_receive(now, total_bytes)` tell the application about progress."""
 
     __slots__ = ("_emit", "_on_established", "_on_receive", "cc", "mss", "name",
-                 "peer_ts", "read_at", "read_delay", "read_free", "reading", "receiver", "recv_cost", "rtt", "sender", "state", "syn_retrans",
-                 "syn_sent_at", "syn_timeout", "syn_timer", "syn_ts", "tcp", "timers", "wake_at")
+                 "peer_ts", "read_at", "read_delay", "read_free", "reading", "receiver", "recv_cost", "rtt",
+                 "sender", "state", "syn_retrans", "syn_sent_at", "syn_timeout", "syn_timer", "syn_ts", "tcp",
+                 "timers", "wake_at")
 
     def __init__(self, *, name: str, tcp, mss: int, timers: KernelTimers, emit: Callable[[Segment], None],
                  on_established: Callable[[float], None], on_receive: Callable[[float, int], None]) -> None:
