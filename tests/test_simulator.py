@@ -366,3 +366,27 @@ def test_a_cumulative_ack_arriving_with_the_first_sack_is_not_reordering():
     ack(0.0353, 20 * MSS, ((21 * MSS, 24 * MSS),))  # three SACKed: RACK's window is 0
     assert snd.reord_seen == 0
     assert snd.retransmits == 1 and (20 * MSS, 21 * MSS) in sent[n:]
+
+
+def test_sack_blocks_are_walked_in_sequence_order():
+    """A receiver lists its most recent SACK block first; tcp_sacktag_write_queue sorts the blocks by
+    sequence before tagging, so one ACK that newly SACKs two blocks (an earlier ACK lost) does not
+    count its lower block as reordered behind its higher one (tcp_sacktag_one: reordering only
+    below the highest SACKed so far in the walk)."""
+    from ttlbsim.tcp.congestion import create_congestion_control
+    from ttlbsim.tcp.rtt import RttEstimator
+    from ttlbsim.tcp.segment import ACK, Segment
+    from ttlbsim.tcp.sender import Sender
+    from ttlbsim.timers import KernelTimers
+
+    snd = Sender(mss=MSS, cc=create_congestion_control("cubic", initcwnd=40), rtt=RttEstimator(),
+                 timers=KernelTimers(1000), nodelay=True, gso=False,
+                 make_segment=lambda seq, end, now: Segment(ACK, seq, end, 0, 0), emit=lambda seg: None)
+    snd.snd_wnd = 1 << 20
+    snd.write(0.0, 40 * MSS)
+    snd.push(0.0)
+    snd.on_ack(0.035, Segment(ACK, 0, 0, 2 * MSS, 1 << 20))
+    # segments 20 and 24 lost: one ACK reports both blocks above them, the newer one first
+    snd.on_ack(0.036, Segment(ACK, 0, 0, 20 * MSS, 1 << 20, sack=((25 * MSS, 27 * MSS), (21 * MSS, 24 * MSS))))
+    assert snd.sacked_out == 5
+    assert snd.reord_seen == 0

@@ -638,6 +638,11 @@ class Sender:
         # 1. SACK scoreboard
         if seg.sack:
             blocks = seg.sack[1:] if seg.dsack else seg.sack
+            if len(blocks) > 1:
+                # in sequence order, as tcp_sacktag_write_queue sorts them before its walk: the
+                # receiver lists the most recent block first, and a segment SACKed by this ACK is
+                # reordering only below data SACKed before it in that walk (tcp_sacktag_one)
+                blocks = sorted(blocks)
             cache = self.sack_cache
             new_cache = {}
             una_idx = self.una_idx
