@@ -239,6 +239,10 @@ class Endpoint:
             r = self.receiver
             if seq <= r.rcv_wup and seg.tsval >= r.ts_recent:
                 r.ts_recent = seg.tsval
+            # and it takes up its echoed timestamp for the receiver's RTT without a sample (the
+            # pure-ACK fast path sets rcv_rtt_last_tsecr; the slow path's tcp_rcv_rtt_measure_ts
+            # finds it shorter than rcv_mss): data that follows with the same echo gives none
+            r.rcv_rtt_last_tsecr = seg.tsecr
             if sender.send_idx < len(sender.queue) or sender.lost_out:
                 sender.push(now)
         if sender.probe_pending:  # the ACK's loss probe, unless new data sent re-armed it

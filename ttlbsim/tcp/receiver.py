@@ -44,7 +44,7 @@ K_TCP_MSS_DEFAULT = 536     # initial rcv_mss estimate (tcp_initialize_rcv_mss)
 K_SYN_WINDOW = 64240        # rounddown(65535, 1460) advertised in the SYN
 K_RMEM_MAX = 6 * 1024 * 1024  # tcp_rmem[2]
 K_RMEM_DEFAULT = 131072       # tcp_rmem[1]: the initial sk_rcvbuf
-K_RCVMEM = 3008               # SKB_TRUESIZE(advmss + MAX_TCP_HEADER), rounded up so that half of it holds an MSS
+K_RCVMEM = 2920               # SKB_TRUESIZE(advmss + MAX_TCP_HEADER), rounded up so that half of it holds an MSS
 K_MAX_SACK_BLOCKS = 3       # with timestamps, 3 SACK blocks fit in the option space
 K_WSCALE = 7                # rcv_wscale for tcp_rmem[2] = 6 MB (tcp_select_initial_window)
 K_WSCALE_UNIT = 1 << K_WSCALE
