@@ -100,3 +100,24 @@ def test_overhead_sigma_spreads_runs_keeps_mean_and_seed():
 def test_bad_overhead_sigma():
     with pytest.raises(InvalidValue, match="overhead_sigma"):
         Scenario.build(overhead_sigma=-1)
+
+
+def test_profile_recv_cost_is_used_unless_given(tmp_path):
+    """A profile's recv_cost_s (seconds per recv() call) is the calibrated default; absent, 0."""
+    assert load(DEFAULT_PROFILE).recv_cost_s == 0.0
+    f = tmp_path / "slowread.json"
+    doc = json.loads(open(load(DEFAULT_PROFILE).source).read())
+    doc["parameters"]["recv_cost_s"] = 1e-4
+    f.write_text(json.dumps(doc))
+    r = simulate(Scenario.build(**NET, calibration=str(f)), runs=1)
+    assert r.provenance["recv_cost_s"] == 1e-4
+    t0 = simulate(Scenario.build(**NET), runs=1).ttlb_ms[0]
+    assert r.ttlb_ms[0] > t0  # the reads of each burst spread over 100 us per recv()
+    assert simulate(Scenario.build(**NET, calibration=str(f), recv_cost="0s"), runs=1).ttlb_ms[0] == t0
+    s = Scenario.build(**NET, recv_cost="20us")
+    assert Scenario.build(**s.to_options()) == s
+    doc["parameters"]["recv_cost_s"] = -1e-6
+    bad = tmp_path / "negative.json"  # (profiles are cached by name)
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(InvalidValue, match="calibration"):
+        Scenario.build(**NET, calibration=str(bad))

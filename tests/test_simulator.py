@@ -305,3 +305,88 @@ def test_gso_skbs_grow_with_the_pacing_rate():
     assert segs(20, 0.001) > 20          # small RTTs get tcp_tso_rtt_log's bonus
     assert segs(10_000, 0.001) == 65536 // MSS
     assert s.tcp.gso
+
+
+def test_pure_acks_update_the_timestamp_a_sender_echoes():
+    """Linux echoes the timestamp of the newest segment at or left of its last ACK's edge, pure ACKs
+    included (tcp_ack → tcp_replace_ts_recent): a bulk sender's data echoes the ACK that released
+    it, so the receiver's RTT estimate (tcp_rcv_rtt_measure_ts, which drives receive-buffer
+    autotuning) follows the path's round trip. Were only data segments taken, the server here (whose
+    peer sends no data) would echo the client's SYN for the whole transfer: one sample, of the time
+    since the SYN."""
+    import simpy
+
+    from ttlbsim.link import Link
+
+    s = Scenario.build(kex="x25519", sig="rsa2048", rtt="35ms", bandwidth="1Gbit", data="0", compute="zero")
+    env = simpy.Environment()
+    conn = Connection(env, s, Link(s.network, np.random.default_rng(1), np.random.default_rng(2)), 0.0)
+    server_writes(env, conn, 400_000, until=2)
+    assert conn.client.receiver.rcv_nxt == 400_000
+    assert 0.035 <= conn.client.receiver.rcv_rtt < 0.037
+
+
+def test_a_cumulative_ack_arriving_with_the_first_sack_is_not_reordering():
+    """tcp_ack takes prior_fack (the highest SACKed sequence) before tcp_sacktag_write_queue, and
+    tcp_clean_rtx_queue calls a filled hole reordering only below it (before(reord, prior_fack)).
+    A receiver whose reader lags sends one stretch ACK that both moves snd_una and reports the first
+    out-of-order segment: the segments it acknowledges cumulatively were never behind a SACKed one,
+    so no reordering is seen, RACK's reordering window stays 0 once three segments are SACKed
+    (tcp_rack_reo_wnd), and the lost segment is retransmitted on that ACK. Counting the current
+    ACK's SACK block instead marked reordering, and RACK then waited min_rtt/4 and more."""
+    from ttlbsim.tcp.congestion import create_congestion_control
+    from ttlbsim.tcp.rtt import RttEstimator
+    from ttlbsim.tcp.segment import ACK, Segment
+    from ttlbsim.tcp.sender import Sender
+    from ttlbsim.timers import KernelTimers
+
+    sent = []
+
+    def make_segment(seq, end, now):
+        return Segment(ACK, seq, end, 0, 0)
+
+    snd = Sender(mss=MSS, cc=create_congestion_control("cubic", initcwnd=40), rtt=RttEstimator(),
+                 timers=KernelTimers(1000), nodelay=True, gso=False, make_segment=make_segment,
+                 emit=lambda seg: sent.append((seg.seq, seg.end)))
+    snd.snd_wnd = 1 << 20
+    snd.write(0.0, 40 * MSS)
+    snd.push(0.0)
+    assert len(sent) == 40
+
+    def ack(now, una, sack=()):
+        snd.on_ack(now, Segment(ACK, 0, 0, una, 1 << 20, sack=sack))
+        snd.push(now)
+
+    ack(0.035, 2 * MSS)  # an ordinary ACK first: RTT samples, nothing SACKed
+    # segment 20 lost; the reader's stretch ACK acknowledges 2..20 and SACKs 21 at once
+    ack(0.0351, 20 * MSS, ((21 * MSS, 22 * MSS),))
+    assert snd.reord_seen == 0
+    ack(0.0352, 20 * MSS, ((21 * MSS, 23 * MSS),))
+    n = len(sent)
+    ack(0.0353, 20 * MSS, ((21 * MSS, 24 * MSS),))  # three SACKed: RACK's window is 0
+    assert snd.reord_seen == 0
+    assert snd.retransmits == 1 and (20 * MSS, 21 * MSS) in sent[n:]
+
+
+def test_sack_blocks_are_walked_in_sequence_order():
+    """A receiver lists its most recent SACK block first; tcp_sacktag_write_queue sorts the blocks by
+    sequence before tagging, so one ACK that newly SACKs two blocks (an earlier ACK lost) does not
+    count its lower block as reordered behind its higher one (tcp_sacktag_one: reordering only
+    below the highest SACKed so far in the walk)."""
+    from ttlbsim.tcp.congestion import create_congestion_control
+    from ttlbsim.tcp.rtt import RttEstimator
+    from ttlbsim.tcp.segment import ACK, Segment
+    from ttlbsim.tcp.sender import Sender
+    from ttlbsim.timers import KernelTimers
+
+    snd = Sender(mss=MSS, cc=create_congestion_control("cubic", initcwnd=40), rtt=RttEstimator(),
+                 timers=KernelTimers(1000), nodelay=True, gso=False,
+                 make_segment=lambda seq, end, now: Segment(ACK, seq, end, 0, 0), emit=lambda seg: None)
+    snd.snd_wnd = 1 << 20
+    snd.write(0.0, 40 * MSS)
+    snd.push(0.0)
+    snd.on_ack(0.035, Segment(ACK, 0, 0, 2 * MSS, 1 << 20))
+    # segments 20 and 24 lost: one ACK reports both blocks above them, the newer one first
+    snd.on_ack(0.036, Segment(ACK, 0, 0, 20 * MSS, 1 << 20, sack=((25 * MSS, 27 * MSS), (21 * MSS, 24 * MSS))))
+    assert snd.sacked_out == 5
+    assert snd.reord_seen == 0

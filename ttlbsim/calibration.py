@@ -38,6 +38,7 @@ class Calibration:
     hz: int | None
     sha256: str
     source: str
+    recv_cost_s: float = 0.0  # seconds per recv() call of the application (0 if the profile has none)
 
     def times(self) -> dict[str, float]:
         return dict(self.compute_times_s)
@@ -69,14 +70,16 @@ def load(name: str) -> Calibration:
         sigma = float(params.get("overhead_sigma", 0.0))
         scale = float(params.get("compute_scale", 1.0))
         read_delay = float(params.get("read_delay_s", 0.0))
+        recv_cost = float(params.get("recv_cost_s", 0.0))
         times = tuple(sorted((str(k), float(v)) for k, v in doc.get("compute_times_s", {}).items()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise InvalidValue("calibration", name, accepted) from None
-    if not all(math.isfinite(x) and x >= 0 for x in (overhead, sigma, scale, read_delay, *(v for _, v in times))) \
-            or sigma > 5 or read_delay > 1:
+    if not all(math.isfinite(x) and x >= 0
+               for x in (overhead, sigma, scale, read_delay, recv_cost, *(v for _, v in times))) \
+            or sigma > 5 or read_delay > 1 or recv_cost > 1:
         raise InvalidValue("calibration", name, accepted + " with finite, non-negative parameters")
     hz = params.get("hz")
     return Calibration(name=str(doc.get("profile", path.stem)), flight_overhead_s=overhead, overhead_sigma=sigma,
-                       compute_scale=scale, read_delay_s=read_delay,
+                       compute_scale=scale, read_delay_s=read_delay, recv_cost_s=recv_cost,
                        compute_times_s=times, hz=int(hz) if hz is not None else None,
                        sha256=hashlib.sha256(raw).hexdigest(), source=str(path))

@@ -91,8 +91,10 @@ def resolve(config: ComputeConfig, ops) -> ComputeConfig:
         overhead = cal.flight_overhead_s if config.flight_overhead_s is None else config.flight_overhead_s
         sigma = cal.overhead_sigma if config.overhead_sigma is None else config.overhead_sigma
         read_delay = cal.read_delay_s if config.read_delay_s is None else config.read_delay_s
+        recv_cost = cal.recv_cost_s if config.recv_cost_s is None else config.recv_cost_s
         return dataclasses.replace(config, mode="explicit", times_s=times, scale=config.scale * cal.compute_scale,
-                                   flight_overhead_s=overhead, overhead_sigma=sigma, read_delay_s=read_delay)
+                                   flight_overhead_s=overhead, overhead_sigma=sigma, read_delay_s=read_delay,
+                                   recv_cost_s=recv_cost)
     return config
 
 
@@ -103,7 +105,9 @@ class ComputeModel:
         self.config = config
         self._cache: dict[tuple[str, ...], tuple[float, float, float]] = {}
         self.varies = self._varies(config)
-        self.read_delay = resolve(config, ()).read_delay  # s, the application's read delay
+        host = resolve(config, ())
+        self.read_delay = host.read_delay  # s, the application's read delay
+        self.recv_cost = host.recv_cost  # s per recv() call of the application
 
     @staticmethod
     def _op_time(config: ComputeConfig, op: str) -> float:

@@ -206,6 +206,14 @@ class ComputeConfig:
     a host whose packet processing keeps the reader off the CPU while a burst arrives, so the
     data waits unread, the window shrinks and the read sends a stretch ACK (`tcp_cleanup_rbuf`).
     None: the profile's value in "calibrated" mode, 0 otherwise.
+    `recv_cost_s`: seconds one recv() call takes in the receiving application (both sides): the
+    reader takes what has arrived one recv() at a time, as OpenSSL's SSL_read without read-ahead
+    does (recv(5) for a record's header, then recv() of the rest of the record; each a
+    `tcp_recvmsg_locked`, ending with autotuning and `tcp_cleanup_rbuf`), and its next recv()
+    comes `recv_cost_s` after the previous one (the system call, the copy and the record's
+    decryption in a slow guest), so the reads of a burst are spread in time. 0: every recv() of a
+    burst at the same instant. None: the profile's value in "calibrated" mode (0 if it has none),
+    0 otherwise.
     """
 
     mode: str = "calibrated"
@@ -215,6 +223,7 @@ class ComputeConfig:
     profile: str | None = None
     overhead_sigma: float | None = None
     read_delay_s: float | None = None
+    recv_cost_s: float | None = None
 
     def __post_init__(self) -> None:
         _set(self, "mode", _choice("compute", self.mode, ("calibrated", "measured", "zero", "explicit")))
@@ -237,6 +246,10 @@ class ComputeConfig:
                 isinstance(self.read_delay_s, (int, float)) and not isinstance(self.read_delay_s, bool)
                 and math.isfinite(self.read_delay_s) and 0 <= self.read_delay_s <= 1):
             raise InvalidValue("read_delay", self.read_delay_s, "a duration from 0 to 1s")
+        if self.recv_cost_s is not None and not (
+                isinstance(self.recv_cost_s, (int, float)) and not isinstance(self.recv_cost_s, bool)
+                and math.isfinite(self.recv_cost_s) and 0 <= self.recv_cost_s <= 1):
+            raise InvalidValue("recv_cost", self.recv_cost_s, "a duration from 0 to 1s")
         if self.mode == "calibrated":
             from .calibration import DEFAULT_PROFILE, load
 
@@ -258,6 +271,11 @@ class ComputeConfig:
     def read_delay(self) -> float:
         """The application's read delay in seconds (0 when unset outside "calibrated" mode)."""
         return self.read_delay_s or 0.0
+
+    @property
+    def recv_cost(self) -> float:
+        """Seconds one recv() call takes in the application (0 when unset outside "calibrated")."""
+        return self.recv_cost_s or 0.0
 
 
 @dataclass(frozen=True)
@@ -283,7 +301,8 @@ class Scenario:
         field (kex, sig, chain, cert_profile, client_profile, mtls, hrr, resume, compress,
         tickets, key_shares, chain_bytes="16KB"). Compute: compute="calibrated" (default) |
         "measured" | "zero", calibration="uml-6.1" | PATH | "none" (= compute "measured"),
-        compute_scale, flight_overhead="1ms", overhead_sigma=0.8, read_delay="30us".
+        compute_scale, flight_overhead="1ms", overhead_sigma=0.8, read_delay="30us",
+        recv_cost="50us" (seconds per recv() call).
         """
         tls: dict[str, Any] = {}
         tcp: dict[str, Any] = {}
@@ -325,6 +344,8 @@ class Scenario:
                 comp["flight_overhead_s"] = parse_duration(value, "flight_overhead")
             elif key == "read_delay":
                 comp["read_delay_s"] = parse_duration(value, "read_delay")
+            elif key == "recv_cost":
+                comp["recv_cost_s"] = parse_duration(value, "recv_cost")
             elif key == "overhead_sigma":
                 try:
                     comp["overhead_sigma"] = float(value)
@@ -371,7 +392,8 @@ class Scenario:
                     flight_overhead=None if self.compute.flight_overhead_s is None
                     else f"{self.compute.flight_overhead_s!r}s",
                     overhead_sigma=self.compute.overhead_sigma, calibration=self.compute.profile,
-                    read_delay=None if self.compute.read_delay_s is None else f"{self.compute.read_delay_s!r}s")
+                    read_delay=None if self.compute.read_delay_s is None else f"{self.compute.read_delay_s!r}s",
+                    recv_cost=None if self.compute.recv_cost_s is None else f"{self.compute.recv_cost_s!r}s")
         return opts
 
     def to_dict(self) -> dict[str, Any]:

@@ -305,6 +305,7 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
     conn.client.receiver.record_ends = client_ends  # (read only)
     conn.server.receiver.record_ends = server_ends
     conn.client.read_delay = conn.server.read_delay = compute.read_delay
+    conn.client.recv_cost = conn.server.recv_cost = compute.recv_cost
     times = {"ttfb": None, "ttlb": None}
 
     def write_flight(ep, f, handshake_done=False):

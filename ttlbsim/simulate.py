@@ -84,7 +84,8 @@ def simulate(scenario: Scenario, runs: int = 1000, seed: int = 0, *, workers: in
     provenance = {"ttlbsim": __version__, "handshake": {f"{f.sender}{i}": f.bytes for i, f in enumerate(profile.flights)},
                   "deterministic": deterministic, "compute_s": dict(scenario.compute.times_s),
                   "compute_scale": scenario.compute.scale, "flight_overhead_s": scenario.compute.overhead_s,
-                  "overhead_sigma": scenario.compute.sigma, "read_delay_s": scenario.compute.read_delay}
+                  "overhead_sigma": scenario.compute.sigma, "read_delay_s": scenario.compute.read_delay,
+                  "recv_cost_s": scenario.compute.recv_cost}
     if requested.compute.mode == "calibrated":
         from .calibration import load
 

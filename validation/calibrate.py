@@ -166,17 +166,19 @@ class Params:
     compute_scale: float = 1.0
     overhead_sigma: float = 0.0
     read_delay_s: float = 0.0
+    recv_cost_s: float = 0.0  # seconds per recv() call of the application
 
     def label(self) -> str:
         return (f"flight_overhead {self.flight_overhead_s * 1e3:.2f} ms, compute scale {self.compute_scale:g}"
                 + (f", overhead sigma {self.overhead_sigma:g}" if self.overhead_sigma else "")
-                + (f", read delay {self.read_delay_s * 1e6:g} us" if self.read_delay_s else ""))
+                + (f", read delay {self.read_delay_s * 1e6:g} us" if self.read_delay_s else "")
+                + (f", recv cost {self.recv_cost_s * 1e6:g} us" if self.recv_cost_s else ""))
 
 
 def sim_scenario(cell: Cell, p: Params) -> Scenario:
     return cell.scenario.replace(compute="measured", compute_scale=p.compute_scale,
                                  flight_overhead=f"{p.flight_overhead_s * 1e3:.6g}ms", overhead_sigma=p.overhead_sigma,
-                                 read_delay=f"{p.read_delay_s * 1e6:.6g}us")
+                                 read_delay=f"{p.read_delay_s * 1e6:.6g}us", recv_cost=f"{p.recv_cost_s * 1e6:.6g}us")
 
 
 class Simulator:
@@ -550,6 +552,7 @@ def calibration_document(params: Params, cells: list[Cell], stats: dict, data_di
             "overhead_sigma": round(params.overhead_sigma, 4),
             "compute_scale": round(params.compute_scale, 4),
             "read_delay_s": round(params.read_delay_s, 7),
+            **({"recv_cost_s": round(params.recv_cost_s, 7)} if params.recv_cost_s else {}),
             "hz": hz,
         },
         "parameter_notes": {
@@ -562,6 +565,10 @@ def calibration_document(params: Params, cells: list[Cell], stats: dict, data_di
             "read_delay_s": "fitted: how long after data stops arriving the application reads it (ComputeConfig."
                             "read_delay_s): the guest's packet processing keeps the reader off its one CPU during a "
                             "burst, so data waits unread, the window shrinks and the read sends a stretch ACK",
+            **({"recv_cost_s": "given, not fitted: seconds one recv() call takes in the application (ComputeConfig."
+                               "recv_cost_s): SSL_read without read-ahead makes two recv() calls per TLS record, "
+                               "spread in time by the guest's system calls and decryption"}
+               if params.recv_cost_s else {}),
             "hz": "fixed, not fitted: the UML guest kernel's CONFIG_HZ (TCPConfig.hz)",
         },
         "compute_times_s": measured_compute_times(cells),
@@ -966,7 +973,7 @@ def _best_by_scale(trace: list) -> list[dict]:
 def load_params(path: str | Path) -> Params:
     d = json.loads(Path(path).read_text())["parameters"]
     return Params(float(d["flight_overhead_s"]), float(d["compute_scale"]), float(d.get("overhead_sigma", 0.0)),
-                  float(d.get("read_delay_s", 0.0)))
+                  float(d.get("read_delay_s", 0.0)), float(d.get("recv_cost_s", 0.0)))
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:

@@ -40,13 +40,17 @@ def add_network_flags(p: argparse.ArgumentParser, *, data_list: bool = False) ->
     w.add_argument("--read-delay", default=None, metavar="DURATION",
                    help="how long after data stops arriving the receiving application reads it, e.g. 0s (a "
                         "reader that keeps up) or 50us (default: the calibration profile's, else 0s)")
+    w.add_argument("--recv-cost", default=None, metavar="DURATION",
+                   help="time one recv() call takes in the receiving application (seconds per call), e.g. 0s "
+                        "(a burst's recv() calls all at once) or 50us (default: the calibration profile's, else 0s)")
 
 
 def network_options(args: argparse.Namespace) -> dict:
     return dict(rtt=args.rtt, bandwidth=args.bandwidth, loss=args.loss, jitter=args.jitter,
                 jitter_dist=args.jitter_dist, limit=args.limit, mtu=args.mtu, initcwnd=args.initcwnd,
                 cc=args.cc, hystart=not args.no_hystart, hz=args.hz, gso=not args.no_gso, request=args.request, compute=args.compute,
-                calibration=args.calibration, **({} if args.read_delay is None else {"read_delay": args.read_delay}))
+                calibration=args.calibration, **({} if args.read_delay is None else {"read_delay": args.read_delay}),
+                **({} if args.recv_cost is None else {"recv_cost": args.recv_cost}))
 
 
 def add_run_flags(p: argparse.ArgumentParser, runs: int = 1000) -> None:

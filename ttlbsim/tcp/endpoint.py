@@ -41,8 +41,9 @@ class Endpoint:
     `on_receive(now, total_bytes)` tell the application about progress."""
 
     __slots__ = ("_emit", "_on_established", "_on_receive", "cc", "mss", "name",
-                 "peer_ts", "read_at", "read_delay", "receiver", "rtt", "sender", "state", "syn_retrans",
-                 "syn_sent_at", "syn_timeout", "syn_timer", "syn_ts", "tcp", "timers", "wake_at")
+                 "peer_ts", "read_at", "read_delay", "read_free", "reading", "receiver", "recv_cost", "rtt",
+                 "sender", "state", "syn_retrans", "syn_sent_at", "syn_timeout", "syn_timer", "syn_ts", "tcp",
+                 "timers", "wake_at")
 
     def __init__(self, *, name: str, tcp, mss: int, timers: KernelTimers, emit: Callable[[Segment], None],
                  on_established: Callable[[float], None], on_receive: Callable[[float, int], None]) -> None:
@@ -72,6 +73,12 @@ class Endpoint:
         # whose receive processing keeps the reader off the CPU during a burst)
         self.read_delay = 0.0
         self.read_at: float | None = None
+        # seconds one recv() call takes in the application (0: all the recv() calls of a burst at
+        # once); with it > 0, `reading` is True while the reader is in a burst, its next recv()
+        # due at `read_at`, and `read_free` is when its last recv() is over
+        self.recv_cost = 0.0
+        self.reading = False
+        self.read_free = 0.0
 
     # -- emission -----------------------------------------------------------------------------
     def _segment(self, seq: int, end: int, now: float) -> Segment:
@@ -218,20 +225,66 @@ class Endpoint:
                 if sender.send_idx < len(sender.queue) or sender.lost_out:
                     sender.push(now)
             if r.rcv_nxt > before:
-                if self.read_delay:
+                if self.recv_cost:
+                    self._data_ready(now)
+                elif self.read_delay:
                     self.read_at = now + self.read_delay
                 else:
                     self.app_read(now)
-        elif sender.send_idx < len(sender.queue) or sender.lost_out:
-            sender.push(now)
+        else:
+            # a segment without data: its timestamp is echoed from now on if it is at or left of
+            # the edge of our last ACK (tcp_ack → tcp_replace_ts_recent; data segments do this in
+            # Receiver.on_data), so a sender's next data echoes the ACK that released it and the
+            # peer's receiver measures the round trip (tcp_rcv_rtt_measure_ts) from it
+            r = self.receiver
+            if seq <= r.rcv_wup and seg.tsval >= r.ts_recent:
+                r.ts_recent = seg.tsval
+            # and it takes up its echoed timestamp for the receiver's RTT without a sample (the
+            # pure-ACK fast path sets rcv_rtt_last_tsecr; the slow path's tcp_rcv_rtt_measure_ts
+            # finds it shorter than rcv_mss): data that follows with the same echo gives none
+            r.rcv_rtt_last_tsecr = seg.tsecr
+            if sender.send_idx < len(sender.queue) or sender.lost_out:
+                sender.push(now)
         if sender.probe_pending:  # the ACK's loss probe, unless new data sent re-armed it
             sender.arm_pending_probe(now)
 
+    def _data_ready(self, now: float) -> None:
+        """New in-order data with a `recv_cost` > 0. A reader in a burst takes it with its next
+        recv(), already scheduled. An idle one reads `read_delay` after data stops arriving (each
+        arrival moves the read later), but not before its last recv() is over (`read_free`)."""
+        if self.reading:
+            return
+        t = now + self.read_delay
+        if t < self.read_free:
+            t = self.read_free
+        if t > now:
+            self.read_at = t
+        else:
+            self.app_read(now)
+
     def app_read(self, now: float) -> None:
         """The application reads what has arrived (`Receiver.read`), sending the ACKs its recv()
-        calls trigger, and learns how much it has read."""
+        calls trigger, and learns how much it has read (the last byte read: its TTLB).
+
+        With `recv_cost` = 0, every recv() until nothing is left, all at `now`. With
+        `recv_cost` > 0 (seconds per recv() call), one recv() — as OpenSSL's SSL_read without
+        read-ahead makes them, recv(5) for a record's header then recv() of the rest, each a
+        `tcp_recvmsg_locked` ending with autotuning and `tcp_cleanup_rbuf` — and, if data is left
+        to read, the next one `recv_cost` later (`read_at`, a timer the driver wakes the endpoint
+        for); data arriving meanwhile is read by the later recv() calls."""
         self.read_at = None
         r = self.receiver
+        cost = self.recv_cost
+        if cost:
+            self.reading = False
+            if r.rcv_nxt > r.copied:
+                r.read(now, self.send_ack, True)
+                self._on_receive(now, r.copied)
+                self.read_free = now + cost
+                if r.rcv_nxt > r.copied:
+                    self.reading = True
+                    self.read_at = now + cost
+            return
         if r.rcv_nxt > r.copied:
             r.read(now, self.send_ack)
             self._on_receive(now, r.copied)

@@ -16,7 +16,7 @@ Modelled on Linux 6.1 (linux-tcp-netem.md §2, §4):
 - receive window: 64240 B in the SYN, then window_clamp = 65536 - advmss until receive-buffer
   autotuning (`tcp_rcv_space_adjust`, once per receiver RTT; off by default, see TCPConfig.
   rcv_autotune) raises it; rcv_ssthresh grows by
-  2·advmss per in-order segment (`tcp_grow_window`).
+  2·advmss per segment, in order or held out of order (`tcp_grow_window`).
 - receive memory and the window (`__tcp_select_window`, `tcp_select_window`): data not yet read by
   the application, and out-of-order data, occupy sk_rmem_alloc as coalesced skbs (payload + one
   ~1 KB skb head per up to 17 segments: `tcp_try_coalesce`); the advertised window is half the free
@@ -44,7 +44,7 @@ K_TCP_MSS_DEFAULT = 536     # initial rcv_mss estimate (tcp_initialize_rcv_mss)
 K_SYN_WINDOW = 64240        # rounddown(65535, 1460) advertised in the SYN
 K_RMEM_MAX = 6 * 1024 * 1024  # tcp_rmem[2]
 K_RMEM_DEFAULT = 131072       # tcp_rmem[1]: the initial sk_rcvbuf
-K_RCVMEM = 3008               # SKB_TRUESIZE(advmss + MAX_TCP_HEADER), rounded up so that half of it holds an MSS
+K_RCVMEM = 2920               # SKB_TRUESIZE(advmss + MAX_TCP_HEADER), rounded up so that half of it holds an MSS
 K_MAX_SACK_BLOCKS = 3       # with timestamps, 3 SACK blocks fit in the option space
 K_WSCALE = 7                # rcv_wscale for tcp_rmem[2] = 6 MB (tcp_select_initial_window)
 K_WSCALE_UNIT = 1 << K_WSCALE
@@ -66,7 +66,8 @@ class Receiver:
 
     __slots__ = ("ack_pending", "autotune", "advmss", "ato", "copied", "delack_deadline", "dsack",
                  "lrcvtime", "ooo", "pingpong", "pushed", "quick", "rcv_mss", "rcv_nxt", "rcv_rtt",
-                 "rcv_rtt_last_tsecr", "rcv_wnd", "rcvbuf", "rcv_ssthresh", "rcv_wup", "recent_block",
+                 "rcv_rtt_last_tsecr", "rcv_rtt_seq", "rcv_rtt_time", "rcv_wnd", "rcvbuf", "rcv_ssthresh",
+                 "rcv_wup", "recent_block",
                  "record_ends", "space_bytes", "space_seq", "space_time", "ts_recent", "window_clamp",
                  "comp_deadline", "compressed", "dup_acks", "comp_rcv_nxt", "srtt_source", "wnd_cache",
                  "wnd_copied", "skb_bytes", "win_allowed", "win_full")
@@ -100,8 +101,11 @@ class Receiver:
         self.space_bytes = min(self.rcv_ssthresh, 10 * advmss)
         self.space_seq = 0
         self.space_time: float | None = None  # set at ESTABLISHED (start())
-        self.rcv_rtt: float | None = None     # rcv_rtt_est (s): from timestamps, ms-granular
+        self.rcv_rtt: float | None = None     # rcv_rtt_est (s): see on_data
         self.rcv_rtt_last_tsecr = -1.0
+        # tcp_rcv_rtt_measure's interval: when it started (None: not yet) and the rcv_nxt ending it
+        self.rcv_rtt_time: float | None = None
+        self.rcv_rtt_seq = 0
         self.ts_recent = 0.0
         # SACK compression: the timer's deadline (s), SACKs held back, dup ACKs sent at comp_rcv_nxt
         self.comp_deadline: float | None = None
@@ -233,7 +237,14 @@ class Receiver:
         As `tcp_data_queue`: a duplicate below rcv_nxt is DSACKed and puts the socket in quick-ACK
         mode (`tcp_enter_quickack_mode`); an out-of-order segment (or one already held) is ACKed
         at once with SACK/DSACK blocks; only in-order data feeds `tcp_event_data_recv` (rcv_mss,
-        ato, quick-ACK credits, pingpong timing)."""
+        ato, quick-ACK credits, pingpong timing).
+
+        The receiver's RTT estimate `rcv_rtt` (rcv_rtt_est, which paces autotuning) has two
+        sources, as in Linux: every segment with a new echoed timestamp gives a sample, ms-granular,
+        smoothed by 1/8 (`tcp_rcv_rtt_measure_ts`); and in-order data measures how long receiving
+        one advertised window took, a sample that can only lower the estimate
+        (`tcp_rcv_rtt_measure`, called from `tcp_event_data_recv`; `tcp_rcv_rtt_update` with
+        win_dep = 1)."""
         length = end - seq
         self.ack_pending = True
         self.wnd_cache = -1  # (the window is worked out again)
@@ -262,6 +273,10 @@ class Receiver:
             # test below, where SACK compression applies
             if not self._add_ooo(seq, end):
                 self.dsack = (seq, end)
+            elif self.rcv_ssthresh < self.window_clamp:
+                # new data held: tcp_data_queue_ofo grows the window as in-order data does (for
+                # SACK flows: tcp_grow_window at its end, or when it coalesces the segment)
+                self._grow_window(length)
             rcv_mss = self.rcv_mss
             ooo = self.ooo
         else:
@@ -289,6 +304,16 @@ class Receiver:
             immediate = False
             if end > rcv_nxt:
                 self.rcv_nxt = rcv_nxt = end
+            # tcp_rcv_rtt_measure: once rcv_nxt passes where the window offered at the interval's
+            # start ended, the interval is a sample that can only lower the estimate (µs clock)
+            t0 = self.rcv_rtt_time
+            if t0 is None or rcv_nxt >= self.rcv_rtt_seq:
+                if t0 is not None:
+                    sample = now - t0 if now > t0 else 1e-6
+                    if self.rcv_rtt is None or sample < self.rcv_rtt:
+                        self.rcv_rtt = sample
+                self.rcv_rtt_seq = rcv_nxt + self.rcv_wnd
+                self.rcv_rtt_time = now
             ooo = self.ooo
             if ooo:
                 while ooo and ooo[0][0] <= rcv_nxt:
@@ -324,39 +349,40 @@ class Receiver:
             return True
         return self._compress(now) if ooo else False
 
-    def read(self, now: float, send_ack: Callable[[float], None]) -> None:
-        """The application reads what has arrived in order (`tcp_recvmsg`): a TLS client without
-        read-ahead first takes the next record's 5-byte header (or the rest of the record it is
-        in), then the rest. After each recv(), `tcp_cleanup_rbuf`: True if an ACK is due — the
-        pending one when more than a full segment is unacknowledged or when a pushed short segment
-        was read and the queue is empty; or a window update when the read at least doubled the
-        window (`send_ack(now)` is called at once, so that the ACK carries the window of that moment).
-        Receive-buffer autotuning runs here (`tcp_rcv_space_adjust`)."""
-        avail = self.rcv_nxt - self.copied
-        if avail <= 0:
-            return
+    def read(self, now: float, send_ack: Callable[[float], None], once: bool = False) -> None:
+        """The application reads what has arrived in order (`tcp_recvmsg`), one recv() at a time as
+        a TLS client without read-ahead does (OpenSSL's SSL_read: recv(5) for each record's
+        header, then recv() of the rest of the record, or of what has arrived of it). Each recv()
+        ends as `tcp_recvmsg_locked` does: receive-buffer autotuning (`tcp_rcv_space_adjust`, at
+        most once per receiver RTT), then `tcp_cleanup_rbuf` — an ACK if one is due: the pending
+        one when more than a full segment is unacknowledged or when a pushed short segment was read
+        and the queue is empty; or a window update when the read at least doubled the window
+        (`send_ack(now)` is called at once, so that the ACK carries the window of that moment).
+        All the recv() calls happen at `now` until nothing is left to read; with `once`, only the
+        first (the caller makes the next one later: `Endpoint.recv_cost`)."""
         ends = self.record_ends
-        if ends is None:
-            first = avail
-        else:
-            i = bisect_right(ends, self.copied)
-            if self.copied == 0 or (i and ends[i - 1] == self.copied):
-                first = K_TLS_HEADER
+        while True:
+            avail = self.rcv_nxt - self.copied
+            if avail <= 0:
+                return
+            if ends is None:
+                chunk = avail
             else:
-                first = ends[i] - self.copied if i < len(ends) else avail
-            if first > avail:
-                first = avail
-        self.copied += first
-        if self._cleanup():
-            send_ack(now)
-        rest = self.rcv_nxt - self.copied
-        if rest > 0:
-            self.copied += rest
+                i = bisect_right(ends, self.copied)
+                if self.copied == 0 or (i and ends[i - 1] == self.copied):
+                    chunk = K_TLS_HEADER
+                else:
+                    chunk = ends[i] - self.copied if i < len(ends) else avail
+                if chunk > avail:
+                    chunk = avail
+            self.copied += chunk
+            if self.autotune and self.rcv_rtt is not None and self.space_time is not None \
+                    and now - self.space_time >= self.rcv_rtt:
+                self._space_adjust(now)
             if self._cleanup():
                 send_ack(now)
-        if self.autotune and self.rcv_rtt is not None and self.space_time is not None \
-                and now - self.space_time >= self.rcv_rtt:
-            self._space_adjust(now)
+            if once:
+                return
 
     def _cleanup(self) -> bool:
         """`tcp_cleanup_rbuf()` after a recv() that copied data: True if an ACK is due."""
@@ -374,6 +400,22 @@ class Receiver:
             if new and new >= 2 * now_wnd:
                 return True
         return False
+
+    def _grow_window(self, length: int) -> None:
+        """`tcp_grow_window` for a segment of `length` bytes held out of order: rcv_ssthresh grows
+        by 2·advmss (or twice the segment) up to min(window_clamp, tcp_space()). (The same growth
+        for in-order data is written out in :meth:`on_data`.)"""
+        space = self.rcvbuf - self.rmem()
+        limit = space - (space >> 1)
+        if self.window_clamp < limit:
+            limit = self.window_clamp
+        ssthresh = self.rcv_ssthresh
+        if ssthresh < limit:
+            grow = 2 * self.advmss
+            if 2 * length > grow:
+                grow = 2 * length
+            grown = ssthresh + grow
+            self.rcv_ssthresh = grown if grown < limit else limit
 
     def _compress(self, now: float) -> bool | None:
         """The SACK-compression part of `__tcp_ack_snd_check` (out-of-order data held)."""

@@ -630,9 +630,19 @@ class Sender:
         rack_mstamp = self.rack_mstamp
         rack_end_seq = self.rack_end_seq
         rack_advanced = False
+        # the highest SACKed sequence before this ACK (tcp_ack's prior_fack, taken before
+        # tcp_sacktag_write_queue): a hole the cumulative ACK fills is reordering only if it lay
+        # below data SACKed by an earlier ACK (tcp_clean_rtx_queue: before(reord, prior_fack)).
+        # (With nothing SACKed Linux takes snd_una; a stale value here is at most snd_una.)
+        prior_fack = self.highest_sacked_end
         # 1. SACK scoreboard
         if seg.sack:
             blocks = seg.sack[1:] if seg.dsack else seg.sack
+            if len(blocks) > 1:
+                # in sequence order, as tcp_sacktag_write_queue sorts them before its walk: the
+                # receiver lists the most recent block first, and a segment SACKed by this ACK is
+                # reordering only below data SACKed before it in that walk (tcp_sacktag_one)
+                blocks = sorted(blocks)
             cache = self.sack_cache
             new_cache = {}
             una_idx = self.una_idx
@@ -708,7 +718,6 @@ class Sender:
         if una_advanced:
             i = una_idx = self.una_idx
             send_idx = self.send_idx
-            highest_sacked = self.highest_sacked_end
             rack_sent = self.rack_sent
             acked_sacked = acked_lost = acked_retrans = 0
             while i < send_idx:
@@ -736,8 +745,8 @@ class Sender:
                 else:
                     if skb.lost:
                         acked_lost += 1
-                    elif skb.end < highest_sacked:
-                        reordered = True  # delivered in order behind a later SACKed one
+                    elif skb.end < prior_fack:
+                        reordered = True  # a hole below data an earlier ACK SACKed got filled
                     if skb.retrans:
                         acked_retrans += 1
                     if first_ackt < 0.0:
