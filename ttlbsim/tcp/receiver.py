@@ -44,7 +44,11 @@ K_TCP_MSS_DEFAULT = 536     # initial rcv_mss estimate (tcp_initialize_rcv_mss)
 K_SYN_WINDOW = 64240        # rounddown(65535, 1460) advertised in the SYN
 K_RMEM_MAX = 6 * 1024 * 1024  # tcp_rmem[2]
 K_RMEM_DEFAULT = 131072       # tcp_rmem[1]: the initial sk_rcvbuf
-K_RCVMEM = 2920               # SKB_TRUESIZE(advmss + MAX_TCP_HEADER), rounded up so that half of it holds an MSS
+# receive memory per MSS in tcp_rcv_space_adjust: SKB_TRUESIZE(advmss + MAX_TCP_HEADER), raised in
+# 128 B steps until half of it holds an MSS. It depends on the kernel build (struct sizes,
+# MAX_HEADER); 2920 B is what the validation kernel (Debian's UML 6.1) uses: its SO_RCVBUF after
+# autotuning is 261 · 2920 = 762120 B after 36033 B read, 281 · 2920 after 65624 B more
+K_RCVMEM = 2920
 K_MAX_SACK_BLOCKS = 3       # with timestamps, 3 SACK blocks fit in the option space
 K_WSCALE = 7                # rcv_wscale for tcp_rmem[2] = 6 MB (tcp_select_initial_window)
 K_WSCALE_UNIT = 1 << K_WSCALE
