@@ -322,9 +322,7 @@ def clean_runs_reason(cell: Cell, row: dict) -> str | None:
     if cell.scenario.network.loss <= 0 or row.get("ks_clean") is None:
         return None
     pe, ps = row["clean_share_emu"], row["clean_share_sim"]
-    n_e, n_s = row["n_emu"], row["n_sim"]
-    pooled = (pe * n_e + ps * n_s) / (n_e + n_s)
-    sampling = math.sqrt(max(pooled * (1 - pooled), 0.0) * (1 / n_e + 1 / n_s))
+    sampling = _share_sampling(row)
     if abs(pe - ps) > 2 * sampling + 0.01 or row["ks_clean"] <= GATES["lossy"]["ks"]:
         return None
     retx = (f"; among the runs with one it is {row['ks_retx']:.2f}" if row.get("ks_retx") is not None else "")
@@ -333,6 +331,31 @@ def clean_runs_reason(cell: Cell, row: dict) -> str | None:
             f"alone is {row['ks_clean']:.2f} (IQR {row['iqr_clean_emu_ms']:.1f} ms emulated, {row['iqr_clean_sim_ms']:.1f} ms "
             f"simulated; medians {row['median_clean_ms']:+.1f} ms apart){retx}: the host's timing of connections that "
             f"lost nothing (§2)")
+
+
+def _share_sampling(row: dict) -> float:
+    """Standard error (probability) of the difference between the emulated and simulated shares of
+    runs that retransmit nothing (pooled binomial)."""
+    pe, ps, n_e, n_s = row["clean_share_emu"], row["clean_share_sim"], row["n_emu"], row["n_sim"]
+    pooled = (pe * n_e + ps * n_s) / (n_e + n_s)
+    return math.sqrt(max(pooled * (1 - pooled), 0.0) * (1 / n_e + 1 / n_s))
+
+
+def loss_share_reason(row: dict, q: int) -> str | None:
+    """Why a lossy cell's quantile misses when loss strikes the two differently: the share of runs
+    with no retransmission differs by more than twice its sampling error (plus a point), in the
+    direction of the error (fewer loss-free emulated runs and a simulated quantile that is too
+    fast, or the reverse) — a measured difference in how often loss reaches a connection's packets
+    (§8), which moves the quantile into another recovery mode. None if that does not hold."""
+    pe, ps = row["clean_share_emu"], row["clean_share_sim"]
+    sampling = _share_sampling(row)
+    err = row[f"err_p{q}"]
+    if abs(pe - ps) <= 2 * sampling + 0.01 or (pe < ps) != (err < 0):
+        return None
+    return (f"{pe * 100:.0f} % of the emulated runs retransmit nothing against {ps * 100:.0f} % of the simulated "
+            f"(±{200 * sampling:.0f} points sampling): loss reaches the {'emulated' if pe < ps else 'simulated'} "
+            f"connections more often, which moves this quantile into a {'slower' if pe < ps else 'faster'} recovery "
+            f"mode there (§8)")
 
 
 def miss_reasons(cell: Cell, cmp: dict) -> str:
@@ -368,7 +391,9 @@ def miss_reasons(cell: Cell, cmp: dict) -> str:
                 out.append(f"{name} p{q}: {row[f'sim_p{q}'] - row[f'emu_p{q}']:+.1f} ms, less than a round trip: the "
                            f"host's per-flight latency, one fitted overhead before every flight where the captures "
                            f"show 0.2-2 ms depending on the flight (§5)")
-            elif cell.key.get("bandwidth") == "1Gbit" and m == "ttlb_ms":
+            elif cell.lossy and (why := loss_share_reason(row, q)) is not None:
+                out.append(f"{name} p{q}: {why}")
+            elif cell.key.get("bandwidth") == "1Gbit" and m == "ttlb_ms" and cell.scenario.workload.data_bytes >= 50 * 1024:
                 rounds = _whole_rounds(row[f"sim_p{q}"] - row[f"emu_p{q}"], cell.scenario.network.rtt_s * 1e3)
                 more = (f" (the simulation takes {abs(rounds)} round trip{'s' if abs(rounds) > 1 else ''} "
                         f"{'fewer' if rounds < 0 else 'more'})" if rounds else "")
