@@ -154,6 +154,8 @@ def test_smoke_emulation_matches_the_simulator(tmp_path):
     for metric in ("ttfb_ms", "ttlb_ms"):
         emu, sim = e.percentiles(metric)["p50"], s.percentiles(metric)["p50"]
         assert abs(emu / sim - 1) < 0.05, (metric, emu, sim)
+    netem = e.provenance["testbed"]["netem_counters"]  # both sides' qdiscs sent every segment, dropped none
+    assert netem["s"]["packets"] >= 7 * 40 and netem["c"]["packets"] >= 7 * 5 and netem["s"]["drops"] == 0
     rows = [json.loads(x) for x in (tmp_path / "rows.jsonl").read_text().splitlines()]
     for row in rows:  # one entry per SSL_read, ending with the whole response read
         trace = row["receiver"]

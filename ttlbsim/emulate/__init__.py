@@ -188,6 +188,8 @@ def emulate(scenario: Scenario, runs: int = 20, *, backend: str = "auto", warmup
         if out is not None:
             write_rows(rows, out)
         testbed = json.loads((work / "rows.testbed.json").read_text()) if (work / "rows.testbed.json").exists() else {}
+        if (work / "rows.netem.json").exists():  # netem's counters at the end (warm-up connections included)
+            testbed["netem_counters"] = json.loads((work / "rows.netem.json").read_text())
         provenance = {"ttlbsim": __version__, "backend": name, **_versions(),
                       "kernel": _kernel(name), "warmup": warmup, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
                       "seconds": round(time.time() - started, 1), "gap_s": gap, "tickets_sent": rows[0].get("tickets_sent"),

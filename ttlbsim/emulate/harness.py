@@ -104,6 +104,18 @@ class Testbed:
                          "route": sh("ip", "-n", self.ns[side], "route", "show").stdout.strip()}
         return out
 
+    def netem_counters(self) -> dict:
+        """Each side's netem counters (`tc -s qdisc`): `packets` sent on (GSO segments counted one
+        by one, as the qdisc's byte/packet stats do), `drops` (netem's loss draws that hit, one per
+        skb, plus drops at the limit), `bytes`; for the whole emulation, warm-up included. With a
+        loss probability p, drops / p estimates how many skbs (netem's loss draws) a side offered."""
+        out = {}
+        for side in "cs":
+            q = json.loads(sh("tc", "-s", "-j", "-n", self.ns[side], "qdisc", "show", "dev", self.dev[side]).stdout)
+            root = next((x for x in q if x.get("root")), q[0] if q else {})
+            out[side] = {k: root.get(k) for k in ("packets", "drops", "bytes", "overlimits", "requeues")}
+        return out
+
     def down(self) -> None:
         for ns in self.created:
             sh("ip", "netns", "pids", ns, check=False)
@@ -185,6 +197,10 @@ def run(spec: dict, rows_path: Path) -> int:
                 msg = f"{row['ttlb_ms']:.1f} ms" if row["ok"] else row.get("error", "failed")
                 progress(f"connection {done}/{total}{' (warm-up)' if row['warmup'] else ''}: {msg}")
         client.wait()
+        try:  # netem's counters for the whole emulation (diagnostic: how many skbs each side offered)
+            (rows_path.with_suffix(".netem.json")).write_text(json.dumps(bed.netem_counters()))
+        except (RuntimeError, ValueError, OSError):
+            pass
         if client.returncode != 0:
             raise RuntimeError(f"client exited with status {client.returncode}: "
                                + client.stderr.read().strip()[-500:])
