@@ -260,3 +260,19 @@ def test_the_loaded_host_sentence_gives_how_far_load_moved_the_medians(dataset):
     text = C.loaded_sentence(rows, [slower])
     assert "moved +5.0 % to +5.0 %" in text and "past the 2 % gate in 1 of 1" in text
     assert C.loaded_sentence(rows, []) is None
+
+
+def test_a_cell_emulated_on_a_busy_host_says_so_with_its_misses(dataset):
+    """The load average recorded with a cell is parsed (the higher of before and after), and a
+    cell that misses a gate while emulated at load >= 2 gets the load noted; a quiet one not."""
+    base = next(c for c in C.load_cells(dataset) if c.name == "classical_1Gbit_35ms_0")
+    busy = {"uptime_before": "20:51:45 up  8:39,  0 user,  load average: 3.73, 4.01, 2.82",
+            "uptime_after": "20:56:51 up  8:44,  0 user,  load average: 4.05, 3.91, 3.11"}
+    cell = C.Cell(base.name, base.key, base.scenario, {k: v * 1.05 for k, v in base.emu.items()},
+                  {"host_load": busy})
+    assert C.host_load(cell) == pytest.approx(4.05)
+    r = C.compare_cell(cell, {k: v for k, v in base.emu.items()})
+    assert not r["gate"]["pass"] and "load average was 4.05" in C.miss_reasons(cell, r)
+    quiet = C.Cell(cell.name, cell.key, cell.scenario, cell.emu, {"host_load": {"uptime_before": "load average: 0.5, 1, 1"}})
+    assert C.host_load(quiet) == 0.5 and "load average" not in C.miss_reasons(quiet, r)
+    assert C.host_load(base) is None or C.host_load(base) >= 0

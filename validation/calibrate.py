@@ -358,6 +358,26 @@ def loss_share_reason(row: dict, q: int) -> str | None:
             f"mode there (§8)")
 
 
+BUSY_LOAD = 2.0
+"""A cell emulated while the 1-minute load average was at least this (the campaign host has 2 CPUs:
+UML guests then wait for a CPU) gets that noted with its misses."""
+
+
+def host_load(cell: Cell) -> float | None:
+    """The highest 1-minute load average recorded before and after the cell was emulated (the
+    `host_load` its data set keeps), or None if not recorded."""
+    rec = (cell.summary or {}).get("host_load") or {}
+    loads = []
+    for key in ("uptime_before", "uptime_after"):
+        text = rec.get(key) or ""
+        if "load average:" in text:
+            try:
+                loads.append(float(text.split("load average:")[1].split(",")[0]))
+            except ValueError:
+                pass
+    return max(loads) if loads else None
+
+
 def miss_reasons(cell: Cell, cmp: dict) -> str:
     """A short, computed explanation of each missed gate (pointers to validation/diagnosis.md)."""
     out = []
@@ -425,6 +445,10 @@ def miss_reasons(cell: Cell, cmp: dict) -> str:
                            f"the campaign), whose timing the simulator matches: host timing, §2")
             else:
                 out.append(f"{name} KS: not explained")
+    load = host_load(cell)
+    if out and load is not None and load >= BUSY_LOAD:
+        out.append(f"emulated while the host's load average was {load:.2f} (other emulations or simulations "
+                   f"running; a busy host moves the emulated times by milliseconds, §12)")
     return "; ".join(out) + "." if out else "see the cell's row."
 
 
