@@ -46,6 +46,21 @@ def test_no_backend_is_one_line_and_exit_2(monkeypatch, capsys):
     assert "apt-get install user-mode-linux" in err
 
 
+def test_diagnostic_flags_reach_emulate(monkeypatch):
+    """`--pcap FILE` and `--trace-receiver` are handed to `emulate()`."""
+    import ttlbsim.emulate as E
+    seen = {}
+
+    def fake(scenario, **kw):
+        seen.update(kw)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(E, "emulate", fake)
+    assert main(["emulate", "--runs", "1", "--pcap", "cap.pcap", "--trace-receiver"]) == 1
+    assert seen["pcap"] == "cap.pcap" and seen["trace_receiver"] is True
+    assert main(["emulate", "--runs", "1"]) == 1 and seen["pcap"] is None and seen["trace_receiver"] is False
+
+
 def test_no_backend_from_the_shell():
     env = dict(os.environ, **NO_BACKEND)
     p = subprocess.run([sys.executable, "-m", "ttlbsim", "emulate", "--backend", "uml"], capture_output=True,

@@ -25,6 +25,11 @@ def add_parser(sub) -> None:
                    help="idle time between connections, e.g. 500ms (default: 0.2 s + 2 RTT, + 1 s under loss, so "
                         "a connection's stragglers have left netem's queues before the next SYN; 0 = back to back)")
     p.add_argument("--out", default=None, help="keep the raw per-connection rows: FILE.jsonl or FILE.csv")
+    p.add_argument("--pcap", default=None, metavar="FILE",
+                   help="capture at the server's veth with tcpdump into FILE (needs tcpdump)")
+    p.add_argument("--trace-receiver", action="store_true",
+                   help="with --out (JSON lines): each row also keeps the client's receive autotuning state "
+                        "after every SSL_read (tcpi_rcv_ssthresh, tcpi_rcv_rtt, tcpi_rcv_space, SO_RCVBUF)")
     p.add_argument("--json", action="store_true", help="print JSON (the simulate schema, source 'emulator')")
     p.set_defaults(run=run)
 
@@ -48,7 +53,7 @@ def run(args) -> int:
     scenario = Scenario.build(**opts, **network_options(args), data=args.data)
     try:
         result = emulate(scenario, runs=args.runs, backend=args.backend, warmup=args.warmup, out=args.out,
-                         gap_s=gap)
+                         gap_s=gap, pcap=args.pcap, trace_receiver=args.trace_receiver)
     except RuntimeError as exc:
         sys.stderr.write(f"ttlbsim emulate: error: {exc}\n")
         return 1
