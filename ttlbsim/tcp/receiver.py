@@ -329,18 +329,7 @@ class Receiver:
                 # while holes remain, the usual test and SACK compression below
                 immediate = not ooo
             if length >= 128 and self.rcv_ssthresh < self.window_clamp:
-                # tcp_grow_window: room up to min(window_clamp, tcp_space()), 2·advmss per segment
-                space = self.rcvbuf - self.rmem()  # (this segment is charged already)
-                limit = space - (space >> 1)
-                if self.window_clamp < limit:
-                    limit = self.window_clamp
-                ssthresh = self.rcv_ssthresh
-                if ssthresh < limit:
-                    grow = 2 * self.advmss
-                    if 2 * length > grow:
-                        grow = 2 * length
-                    grown = ssthresh + grow
-                    self.rcv_ssthresh = grown if grown < limit else limit
+                self._grow_window(length)  # tcp_event_data_recv → tcp_grow_window
             if immediate:
                 return True
         # __tcp_ack_snd_check: more than one full segment since the last ACK, and the window it
@@ -406,9 +395,9 @@ class Receiver:
         return False
 
     def _grow_window(self, length: int) -> None:
-        """`tcp_grow_window` for a segment of `length` bytes held out of order: rcv_ssthresh grows
-        by 2·advmss (or twice the segment) up to min(window_clamp, tcp_space()). (The same growth
-        for in-order data is written out in :meth:`on_data`.)"""
+        """`tcp_grow_window` for a data segment of `length` bytes, in order or held out of order
+        (already charged to the receive memory): rcv_ssthresh grows by 2·advmss (or twice the
+        segment) up to min(window_clamp, tcp_space())."""
         space = self.rcvbuf - self.rmem()
         limit = space - (space >> 1)
         if self.window_clamp < limit:
