@@ -2,7 +2,8 @@
 emulation runs by `python -m validation.calibrate` (see models/calibration/README.md).
 
 A profile is a JSON file: ``models/calibration/<name>.json`` (shipped in the wheel) or any path.
-It carries the fitted per-flight host latency (``flight_overhead_s``, its mean, and
+It carries the hosts' per-packet latency (``packet_delay_s`` + an exponential part of mean
+``packet_jitter_s``, fitted to the kernel's minimum RTTs), the fitted per-flight host latency (``flight_overhead_s``, its mean, and
 ``overhead_sigma``, the lognormal shape of its flight-to-flight variation), a scale for the crypto
 times, and the per-operation crypto times measured on the calibration host — so results that use a
 profile are the same on every machine (only operations the profile lacks are measured locally).
@@ -39,6 +40,8 @@ class Calibration:
     sha256: str
     source: str
     recv_cost_s: float = 0.0  # seconds per recv() call of the application (0 if the profile has none)
+    packet_delay_s: float = 0.0  # the hosts' fixed per-packet latency (0 if the profile has none)
+    packet_jitter_s: float = 0.0  # mean of their exponential per-packet latency (0 if none)
 
     def times(self) -> dict[str, float]:
         return dict(self.compute_times_s)
@@ -71,15 +74,19 @@ def load(name: str) -> Calibration:
         scale = float(params.get("compute_scale", 1.0))
         read_delay = float(params.get("read_delay_s", 0.0))
         recv_cost = float(params.get("recv_cost_s", 0.0))
+        packet_delay = float(params.get("packet_delay_s", 0.0))
+        packet_jitter = float(params.get("packet_jitter_s", 0.0))
         times = tuple(sorted((str(k), float(v)) for k, v in doc.get("compute_times_s", {}).items()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise InvalidValue("calibration", name, accepted) from None
     if not all(math.isfinite(x) and x >= 0
-               for x in (overhead, sigma, scale, read_delay, recv_cost, *(v for _, v in times))) \
-            or sigma > 5 or read_delay > 1 or recv_cost > 1:
+               for x in (overhead, sigma, scale, read_delay, recv_cost, packet_delay, packet_jitter,
+                         *(v for _, v in times))) \
+            or sigma > 5 or read_delay > 1 or recv_cost > 1 or packet_delay > 0.1 or packet_jitter > 0.1:
         raise InvalidValue("calibration", name, accepted + " with finite, non-negative parameters")
     hz = params.get("hz")
     return Calibration(name=str(doc.get("profile", path.stem)), flight_overhead_s=overhead, overhead_sigma=sigma,
                        compute_scale=scale, read_delay_s=read_delay, recv_cost_s=recv_cost,
+                       packet_delay_s=packet_delay, packet_jitter_s=packet_jitter,
                        compute_times_s=times, hz=int(hz) if hz is not None else None,
                        sha256=hashlib.sha256(raw).hexdigest(), source=str(path))

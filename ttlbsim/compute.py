@@ -92,9 +92,11 @@ def resolve(config: ComputeConfig, ops) -> ComputeConfig:
         sigma = cal.overhead_sigma if config.overhead_sigma is None else config.overhead_sigma
         read_delay = cal.read_delay_s if config.read_delay_s is None else config.read_delay_s
         recv_cost = cal.recv_cost_s if config.recv_cost_s is None else config.recv_cost_s
+        pdelay = cal.packet_delay_s if config.packet_delay_s is None else config.packet_delay_s
+        pjitter = cal.packet_jitter_s if config.packet_jitter_s is None else config.packet_jitter_s
         return dataclasses.replace(config, mode="explicit", times_s=times, scale=config.scale * cal.compute_scale,
                                    flight_overhead_s=overhead, overhead_sigma=sigma, read_delay_s=read_delay,
-                                   recv_cost_s=recv_cost)
+                                   recv_cost_s=recv_cost, packet_delay_s=pdelay, packet_jitter_s=pjitter)
     return config
 
 
@@ -108,6 +110,8 @@ class ComputeModel:
         host = resolve(config, ())
         self.read_delay = host.read_delay  # s, the application's read delay
         self.recv_cost = host.recv_cost  # s per recv() call of the application
+        self.packet_delay = host.packet_delay  # s, the hosts' fixed per-packet latency
+        self.packet_jitter = host.packet_jitter  # s, mean of their exponential per-packet latency
 
     @staticmethod
     def _op_time(config: ComputeConfig, op: str) -> float:
@@ -143,12 +147,13 @@ class ComputeModel:
 
     @staticmethod
     def _varies(c: ComputeConfig) -> bool:
-        """True when flight overheads are random (then no two runs are alike)."""
+        """True when flight overheads or packet latencies are random (then no two runs are alike)."""
         if c.mode == "calibrated":
             from .calibration import load
 
             cal = load(c.profile)
             sigma = cal.overhead_sigma if c.overhead_sigma is None else c.overhead_sigma
             overhead = cal.flight_overhead_s if c.flight_overhead_s is None else c.flight_overhead_s
-            return sigma > 0 and overhead > 0
-        return c.sigma > 0 and c.overhead_s > 0
+            jitter = cal.packet_jitter_s if c.packet_jitter_s is None else c.packet_jitter_s
+            return (sigma > 0 and overhead > 0) or jitter > 0
+        return (c.sigma > 0 and c.overhead_s > 0) or c.packet_jitter > 0

@@ -27,7 +27,9 @@ class Result:
     Arrays (one entry per run): `ttfb_ms` (connect → client handshake complete), `ttlb_ms`
     (connect → last response byte at the client), `retransmits`, `rtos`, `tlps`,
     `packets_up`/`packets_down` (segments client→server / server→client, incl. lost ones),
-    `bytes_up`/`bytes_down` (frame bytes as netem counts them).
+    `bytes_up`/`bytes_down` (frame bytes as netem counts them); from the simulator also
+    `min_rtt_ms`/`server_min_rtt_ms` (each endpoint's smallest RTT sample, TCP_INFO's
+    tcpi_min_rtt; nan where it took none).
     """
 
     scenario: Any

@@ -214,6 +214,17 @@ class ComputeConfig:
     decryption in a slow guest), so the reads of a burst are spread in time. 0: every recv() of a
     burst at the same instant. None: the profile's value in "calibrated" mode (0 if it has none),
     0 otherwise.
+    `packet_delay_s` and `packet_jitter_s`: the hosts' own per-packet latency, beyond netem's
+    delay — the time from netem releasing a packet to the receiving stack acting on it (the
+    qdisc watchdog's hrtimer firing late, softirq and veth processing), which the kernel's RTT
+    samples include (`tcpi_min_rtt` exceeds netem's delay by ~0.2 ms in the UML guest). Each
+    packet that crosses the link is delayed by `packet_delay_s` plus an exponentially
+    distributed part of mean `packet_jitter_s`, and packets keep their order in each direction
+    (a packet is never handed over before the one ahead of it). The jitter matters where two RTTs
+    of the same nominal length are compared: RACK ignores a SACK of a retransmission whose RTT is
+    below min_rtt (`tcp_rack_advance`), so whether a lost ClientHello is re-sent after the loss
+    probe or only at the RTO is decided by microseconds. None: the profile's value in
+    "calibrated" mode (0 if it has none), 0 otherwise.
     """
 
     mode: str = "calibrated"
@@ -224,6 +235,8 @@ class ComputeConfig:
     overhead_sigma: float | None = None
     read_delay_s: float | None = None
     recv_cost_s: float | None = None
+    packet_delay_s: float | None = None
+    packet_jitter_s: float | None = None
 
     def __post_init__(self) -> None:
         _set(self, "mode", _choice("compute", self.mode, ("calibrated", "measured", "zero", "explicit")))
@@ -250,6 +263,11 @@ class ComputeConfig:
                 isinstance(self.recv_cost_s, (int, float)) and not isinstance(self.recv_cost_s, bool)
                 and math.isfinite(self.recv_cost_s) and 0 <= self.recv_cost_s <= 1):
             raise InvalidValue("recv_cost", self.recv_cost_s, "a duration from 0 to 1s")
+        for name in ("packet_delay", "packet_jitter"):
+            v = getattr(self, name + "_s")
+            if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                      and math.isfinite(v) and 0 <= v <= 0.1):
+                raise InvalidValue(name, v, "a duration from 0 to 100ms")
         if self.mode == "calibrated":
             from .calibration import DEFAULT_PROFILE, load
 
@@ -277,6 +295,17 @@ class ComputeConfig:
         """Seconds one recv() call takes in the application (0 when unset outside "calibrated")."""
         return self.recv_cost_s or 0.0
 
+    @property
+    def packet_delay(self) -> float:
+        """The hosts' fixed per-packet latency in seconds (0 when unset outside "calibrated")."""
+        return self.packet_delay_s or 0.0
+
+    @property
+    def packet_jitter(self) -> float:
+        """Mean of the hosts' exponential per-packet latency in seconds (0 when unset outside
+        "calibrated")."""
+        return self.packet_jitter_s or 0.0
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -302,7 +331,7 @@ class Scenario:
         tickets, key_shares, chain_bytes="16KB"). Compute: compute="calibrated" (default) |
         "measured" | "zero", calibration="uml-6.1" | PATH | "none" (= compute "measured"),
         compute_scale, flight_overhead="1ms", overhead_sigma=0.8, read_delay="30us",
-        recv_cost="50us" (seconds per recv() call).
+        recv_cost="50us" (seconds per recv() call), packet_delay="150us", packet_jitter="50us".
         """
         tls: dict[str, Any] = {}
         tcp: dict[str, Any] = {}
@@ -346,6 +375,8 @@ class Scenario:
                 comp["read_delay_s"] = parse_duration(value, "read_delay")
             elif key == "recv_cost":
                 comp["recv_cost_s"] = parse_duration(value, "recv_cost")
+            elif key in ("packet_delay", "packet_jitter"):
+                comp[key + "_s"] = parse_duration(value, key)
             elif key == "overhead_sigma":
                 try:
                     comp["overhead_sigma"] = float(value)
@@ -393,7 +424,9 @@ class Scenario:
                     else f"{self.compute.flight_overhead_s!r}s",
                     overhead_sigma=self.compute.overhead_sigma, calibration=self.compute.profile,
                     read_delay=None if self.compute.read_delay_s is None else f"{self.compute.read_delay_s!r}s",
-                    recv_cost=None if self.compute.recv_cost_s is None else f"{self.compute.recv_cost_s!r}s")
+                    recv_cost=None if self.compute.recv_cost_s is None else f"{self.compute.recv_cost_s!r}s",
+                    packet_delay=None if self.compute.packet_delay_s is None else f"{self.compute.packet_delay_s!r}s",
+                    packet_jitter=None if self.compute.packet_jitter_s is None else f"{self.compute.packet_jitter_s!r}s")
         return opts
 
     def to_dict(self) -> dict[str, Any]:

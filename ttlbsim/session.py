@@ -28,6 +28,7 @@ from simpy.events import NORMAL
 
 from .compute import ComputeModel
 from .handshake.profile import HandshakeProfile
+from .host import PacketLatency
 from .link import Link
 from .scenario import Scenario
 from .tcp.endpoint import Endpoint
@@ -51,6 +52,8 @@ class RunRecord:
     packets_down: int
     bytes_up: int
     bytes_down: int
+    min_rtt: float = float("nan")  # the client's min_rtt (tcpi_min_rtt), s; nan without a sample
+    server_min_rtt: float = float("nan")  # the server's
 
 
 class _Waiter:
@@ -90,16 +93,20 @@ class _Direction:
     The segment is its own simpy event: scheduled already triggered (as a `simpy.Timeout` is),
     with the heap entry (time, NORMAL, eid) a timeout gets, and `callbacks` a shared one-element
     tuple holding the receiving side's handler (simpy only iterates an event's callbacks and then
-    sets them to None; nothing else waits for an arrival, and each segment is carried once)."""
+    sets them to None; nothing else waits for an arrival, and each segment is carried once).
 
-    __slots__ = ("env", "path", "deliver", "bytes", "frames")
+    `latency` (a `ttlbsim.host.PacketLatency`, or None) adds the hosts' own per-packet latency
+    after netem releases the packet."""
 
-    def __init__(self, env: simpy.Environment, path) -> None:
+    __slots__ = ("env", "path", "deliver", "bytes", "frames", "latency")
+
+    def __init__(self, env: simpy.Environment, path, latency: PacketLatency | None = None) -> None:
         self.env = env
         self.path = path
         self.deliver: tuple | None = None  # the arrivals' shared callbacks (set by the Connection)
         self.bytes = 0
         self.frames = 0
+        self.latency = latency
 
     def carry(self, seg) -> None:
         frame = seg.frame_bytes
@@ -109,6 +116,8 @@ class _Direction:
         now = env._now
         release = self.path.send(now, frame, 0)
         if release >= 0.0:
+            if self.latency is not None:
+                release = self.latency.arrival(release)
             seg.callbacks = self.deliver
             # env.schedule(seg, NORMAL, delay=release - now) (release >= now: delay >= 0)
             heappush(env._queue, (now + (release - now), NORMAL, next(env._eid), seg))
@@ -117,7 +126,8 @@ class _Direction:
 class Connection:
     """Wires two endpoints to a link inside a simpy Environment."""
 
-    def __init__(self, env: simpy.Environment, scenario: Scenario, link: Link, timer_phase: float) -> None:
+    def __init__(self, env: simpy.Environment, scenario: Scenario, link: Link, timer_phase: float,
+                 latency: tuple[PacketLatency, PacketLatency] | None = None) -> None:
         self.env = env
         tcp = scenario.tcp
         mss = scenario.network.mtu - K_IP_TCP_TS_OVERHEAD
@@ -127,8 +137,8 @@ class Connection:
         self._received = {"client": 0, "server": 0}
         timers = KernelTimers(tcp.hz, timer_phase)
         self.link = link
-        self.up = _Direction(env, link.up)
-        self.down = _Direction(env, link.down)
+        self.up = _Direction(env, link.up, latency[0] if latency else None)
+        self.down = _Direction(env, link.down, latency[1] if latency else None)
         self._wake_cb = (self._wake,)  # the wake-ups' shared callbacks (see _WakeUp)
         self.client = Endpoint(name="client", tcp=tcp, mss=mss, timers=timers, emit=self.up.carry,
                                on_established=lambda now: self._succeed(self.client_established),
@@ -288,6 +298,12 @@ def _plan(scenario: Scenario, profile: HandshakeProfile) -> tuple:
     return plan
 
 
+def _min_rtt(ep: Endpoint) -> float:
+    """The endpoint's min_rtt in seconds (tcpi_min_rtt), nan if it took no RTT sample."""
+    us = ep.rtt.min_rtt_us
+    return float("nan") if us is None else us * 1e-6
+
+
 def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: ComputeModel,
                    seed_seq: np.random.SeedSequence) -> RunRecord:
     """Simulate one connection; all randomness comes from `seed_seq`."""
@@ -299,7 +315,14 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
     link = Link(scenario.network, np.random.default_rng(up_seq), np.random.default_rng(down_seq))
     # where connect() falls within a jiffy: the first uniform draw of the run's third stream
     phase = float(np.random.default_rng(misc_seq).random()) / scenario.tcp.hz
-    conn = Connection(env, scenario, link, phase)
+    latency = None
+    if compute.packet_delay or compute.packet_jitter:
+        # the hosts' per-packet latency: two more streams (spawned after the others, so the
+        # link's and the host's draws are the same with and without it)
+        lat_up, lat_down = seed_seq.spawn(2)
+        latency = (PacketLatency(compute.packet_delay, compute.packet_jitter, np.random.default_rng(lat_up)),
+                   PacketLatency(compute.packet_delay, compute.packet_jitter, np.random.default_rng(lat_down)))
+    conn = Connection(env, scenario, link, phase, latency)
     flights = profile.flights
     request, response, client_ends, server_ends, last_client_hs, server_total, client_total = _plan(scenario, profile)
     conn.client.receiver.record_ends = client_ends  # (read only)
@@ -388,6 +411,7 @@ def run_connection(scenario: Scenario, profile: HandshakeProfile, compute: Compu
         retransmits=c.sender.retransmits + s.sender.retransmits + c.syn_retrans + s.syn_retrans,
         rtos=c.sender.rto_count + s.sender.rto_count, tlps=c.sender.tlp_count + s.sender.tlp_count,
         packets_up=conn.up.frames, packets_down=conn.down.frames, bytes_up=conn.up.bytes, bytes_down=conn.down.bytes,
+        min_rtt=_min_rtt(c), server_min_rtt=_min_rtt(s),
     )
     conn.close()
     return record

@@ -23,7 +23,9 @@ from .result import Comparison, Result
 from .scenario import Scenario
 from .session import RunRecord, run_connection
 
-_FIELDS = ("ttfb", "ttlb", "retransmits", "rtos", "tlps", "packets_up", "packets_down", "bytes_up", "bytes_down")
+_FIELDS = ("ttfb", "ttlb", "retransmits", "rtos", "tlps", "packets_up", "packets_down", "bytes_up", "bytes_down",
+           "min_rtt", "server_min_rtt")
+_COUNTS = ("retransmits", "rtos", "tlps", "packets_up", "packets_down", "bytes_up", "bytes_down")
 
 
 def handshake_profile(scenario: Scenario) -> HandshakeProfile:
@@ -50,8 +52,11 @@ def _run_range(scenario: Scenario, profile: HandshakeProfile, seed: int, start: 
 
 def _to_arrays(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out = {"ttfb_ms": cols["ttfb"] * 1e3, "ttlb_ms": cols["ttlb"] * 1e3}
-    for f in _FIELDS[2:]:
+    for f in _COUNTS:
         out[f] = cols[f].astype(np.int64)
+    # each endpoint's smallest RTT sample, as TCP_INFO's tcpi_min_rtt reports it (nan: no sample)
+    out["min_rtt_ms"] = cols["min_rtt"] * 1e3
+    out["server_min_rtt_ms"] = cols["server_min_rtt"] * 1e3
     return out
 
 
@@ -85,7 +90,8 @@ def simulate(scenario: Scenario, runs: int = 1000, seed: int = 0, *, workers: in
                   "deterministic": deterministic, "compute_s": dict(scenario.compute.times_s),
                   "compute_scale": scenario.compute.scale, "flight_overhead_s": scenario.compute.overhead_s,
                   "overhead_sigma": scenario.compute.sigma, "read_delay_s": scenario.compute.read_delay,
-                  "recv_cost_s": scenario.compute.recv_cost}
+                  "recv_cost_s": scenario.compute.recv_cost, "packet_delay_s": scenario.compute.packet_delay,
+                  "packet_jitter_s": scenario.compute.packet_jitter}
     if requested.compute.mode == "calibrated":
         from .calibration import load
 

@@ -64,6 +64,7 @@ OVERHEAD_GRID_S = tuple(np.round(np.arange(0.0, 4.01, 0.2) * 1e-3, 6))
 #: lognormal shapes tried for the per-flight overhead's variation
 SIGMA_GRID = tuple(np.round(np.arange(0.0, 1.61, 0.2), 2))
 READ_DELAY_GRID_S = (0.0, 10e-6, 20e-6, 30e-6, 50e-6, 100e-6, 200e-6, 400e-6)
+PACKET_JITTER_GRID_S = (0.0, 10e-6, 20e-6, 30e-6, 40e-6, 50e-6, 60e-6, 80e-6, 100e-6, 125e-6, 150e-6, 200e-6)
 SCALE_GRID = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 #: RMS differences (percentage points) below this are treated as ties (the emulation's cell-to-cell noise
 #: from host load is ~0.5-1 ms, i.e. ~1 % at 1 Gbit/35 ms)
@@ -146,7 +147,10 @@ def load_cells(data_dir: str | Path) -> list[Cell]:
         emu = {"ttfb_ms": np.array([r["ttfb_ms"] for r in rows]), "ttlb_ms": np.array([r["ttlb_ms"] for r in rows]),
                "retransmits": np.array([r["tcp"]["total_retrans"] + r["server"]["tcp"]["total_retrans"] for r in rows]),
                "packets_up": np.array([r["tcp"]["segs_out"] for r in rows]),
-               "packets_down": np.array([r["server"]["tcp"]["segs_out"] for r in rows])}
+               "packets_down": np.array([r["server"]["tcp"]["segs_out"] for r in rows]),
+               # each endpoint's smallest RTT sample (TCP_INFO tcpi_min_rtt, us; nan if not recorded)
+               "min_rtt_ms": np.array([r["tcp"].get("min_rtt_us", np.nan) / 1e3 for r in rows], float),
+               "server_min_rtt_ms": np.array([r["server"]["tcp"].get("min_rtt_us", np.nan) / 1e3 for r in rows], float)}
         key = d.get("cell") or {"pair": path.stem}
         summary = {k: d.get(k) for k in ("provenance", "host_load")}
         out.append(Cell(path.stem, key, scenario_from_dict(d["scenario"]), emu, summary))
@@ -167,18 +171,23 @@ class Params:
     overhead_sigma: float = 0.0
     read_delay_s: float = 0.0
     recv_cost_s: float = 0.0  # seconds per recv() call of the application
+    packet_delay_s: float = 0.0  # the hosts' fixed per-packet latency
+    packet_jitter_s: float = 0.0  # mean of their exponential per-packet latency
 
     def label(self) -> str:
         return (f"flight_overhead {self.flight_overhead_s * 1e3:.2f} ms, compute scale {self.compute_scale:g}"
                 + (f", overhead sigma {self.overhead_sigma:g}" if self.overhead_sigma else "")
                 + (f", read delay {self.read_delay_s * 1e6:g} us" if self.read_delay_s else "")
-                + (f", recv cost {self.recv_cost_s * 1e6:g} us" if self.recv_cost_s else ""))
+                + (f", recv cost {self.recv_cost_s * 1e6:g} us" if self.recv_cost_s else "")
+                + (f", packet latency {self.packet_delay_s * 1e6:g} us + Exp({self.packet_jitter_s * 1e6:g} us)"
+                   if self.packet_delay_s or self.packet_jitter_s else ""))
 
 
 def sim_scenario(cell: Cell, p: Params) -> Scenario:
     return cell.scenario.replace(compute="measured", compute_scale=p.compute_scale,
                                  flight_overhead=f"{p.flight_overhead_s * 1e3:.6g}ms", overhead_sigma=p.overhead_sigma,
-                                 read_delay=f"{p.read_delay_s * 1e6:.6g}us", recv_cost=f"{p.recv_cost_s * 1e6:.6g}us")
+                                 read_delay=f"{p.read_delay_s * 1e6:.6g}us", recv_cost=f"{p.recv_cost_s * 1e6:.6g}us",
+                                 packet_delay=f"{p.packet_delay_s * 1e6:.6g}us", packet_jitter=f"{p.packet_jitter_s * 1e6:.6g}us")
 
 
 class Simulator:
@@ -189,7 +198,7 @@ class Simulator:
         self._cache: dict = {}
 
     def __call__(self, cell: Cell, p: Params, fit: bool = False) -> dict[str, np.ndarray]:
-        varies = cell.lossy or p.overhead_sigma > 0
+        varies = cell.lossy or p.overhead_sigma > 0 or p.packet_jitter_s > 0
         runs = 1 if not varies else (self.fit_runs if fit else max(self.runs, len(cell.emu["ttlb_ms"])))
         key = (cell.name, p, runs)
         if key not in self._cache:
@@ -478,8 +487,10 @@ def objective(cells: list[Cell], sim: Callable, p: Params) -> float:
 
 
 def fit(cells: list[Cell], sim: Callable, overheads: Iterable[float] = OVERHEAD_GRID_S,
-        scales: Iterable[float] = SCALE_GRID, refine: bool = True, say: Callable[[str], None] = lambda m: None) -> tuple[Params, float, list]:
-    """Grid search over (flight_overhead_s, compute_scale), then a finer grid around the best point.
+        scales: Iterable[float] = SCALE_GRID, refine: bool = True, say: Callable[[str], None] = lambda m: None,
+        base: Params | None = None) -> tuple[Params, float, list]:
+    """Grid search over (flight_overhead_s, compute_scale), then a finer grid around the best point
+    (the other parameters as in `base`).
     Near-ties (within TIE_PCT of the best RMS) go to compute scale nearest 1, then the smallest
     overhead. Returns (params, rms %, trace)."""
     trace: list[tuple[Params, float]] = []
@@ -493,7 +504,8 @@ def fit(cells: list[Cell], sim: Callable, overheads: Iterable[float] = OVERHEAD_
         near = [t for t in trace if t[1] <= low + TIE_PCT]
         return min(near, key=lambda t: (abs(math.log(max(t[0].compute_scale, 1e-3))), t[0].flight_overhead_s))
 
-    points = [Params(float(o), float(s)) for s in scales for o in overheads]
+    base = base or Params()
+    points = [dataclasses.replace(base, flight_overhead_s=float(o), compute_scale=float(s)) for s in scales for o in overheads]
     best = best_of(points)
     say(f"coarse grid: {len(points)} points, best {best[0].label()} (RMS p50 error {best[1]:.2f} %)")
     if refine:
@@ -501,7 +513,7 @@ def fit(cells: list[Cell], sim: Callable, overheads: Iterable[float] = OVERHEAD_
         step_o = (sorted(set(overheads))[1] - sorted(set(overheads))[0]) if len(set(overheads)) > 1 else 5e-4
         fine_o = [round(o0 + k * step_o / 5, 7) for k in range(-5, 6) if o0 + k * step_o / 5 >= 0]
         fine_s = [s0] if len(set(scales)) == 1 else sorted({round(s0 * f, 4) for f in (0.75, 0.9, 1.0, 1.1, 1.25)})
-        best = best_of([Params(o, s) for s in fine_s for o in fine_o])
+        best = best_of([dataclasses.replace(base, flight_overhead_s=o, compute_scale=s) for s in fine_s for o in fine_o])
         say(f"fine grid: best {best[0].label()} (RMS p50 error {best[1]:.2f} %)")
     return best[0], best[1], trace
 
@@ -557,6 +569,64 @@ def fit_sigma(cells: list[Cell], sim: Callable, p: Params, sigmas: Iterable[floa
     return dataclasses.replace(p, overhead_sigma=float(best[0])), best[1], trace
 
 
+def latency_cells(cells: list[Cell]) -> list[Cell]:
+    """The cells the per-packet latency is fitted on: lossless 1 Gbit/s cells, where an RTT sample
+    is netem's delay plus the hosts' latency (serialisation is ~12 us a segment), with the
+    kernel's min_rtt recorded."""
+    out = []
+    for c in cells:
+        bw = c.scenario.network.bandwidth_bps
+        if not c.lossy and bw is not None and bw >= 1e9 and np.isfinite(c.emu["min_rtt_ms"]).all():
+            out.append(c)
+    return out
+
+
+def _min_rtt_excess(cell: Cell, arrays: dict) -> np.ndarray:
+    """Both endpoints' min_rtt minus the link's RTT, in us."""
+    rtt_ms = cell.scenario.network.rtt_s * 1e3
+    v = np.concatenate([np.asarray(arrays["min_rtt_ms"], float), np.asarray(arrays["server_min_rtt_ms"], float)])
+    return (v[np.isfinite(v)] - rtt_ms) * 1e3
+
+
+def latency_distance(cells: list[Cell], sim: Callable, p: Params) -> float:
+    """KS distance between the pooled spreads (each cell's min_rtt excess minus its median) of the
+    emulated and the simulated endpoints' min_rtt."""
+    emu = np.concatenate([residuals(_min_rtt_excess(c, c.emu)) for c in cells])
+    sim_r = np.concatenate([residuals(_min_rtt_excess(c, sim(c, p, fit=True))) for c in cells])
+    return ks_distance(emu, sim_r)
+
+
+def fit_packet_latency(cells: list[Cell], sim: Callable, p: Params, jitters: Iterable[float] = PACKET_JITTER_GRID_S,
+                       say: Callable[[str], None] = lambda m: None) -> tuple[Params, dict]:
+    """The hosts' per-packet latency (`ComputeConfig.packet_delay_s` + an exponential of mean
+    `packet_jitter_s`), fitted to the kernel's own RTT measurements: every emulated connection's
+    TCP_INFO min_rtt, client and server, in the lossless 1 Gbit/s cells (`latency_cells`).
+    The jitter is the one whose simulated min_rtt spread (run minus cell median) matches the
+    emulated one best (KS; near-ties to the smaller); the fixed part then moves every RTT sample
+    by exactly twice itself, so it is half the median difference of the two (rounded to 1 us,
+    at least 0). Nothing here depends on the flight overhead fitted after it."""
+    lc = latency_cells(cells)
+    if not lc:
+        say("packet latency: no lossless 1 Gbit/s cell with TCP_INFO min_rtt, left at 0")
+        return p, {}
+    base = dataclasses.replace(p, packet_delay_s=0.0)
+    trace = [(float(j), latency_distance(lc, sim, dataclasses.replace(base, packet_jitter_s=float(j)))) for j in jitters]
+    j = min(trace, key=lambda t: (round(t[1], 3), t[0]))[0]
+    q = dataclasses.replace(base, packet_jitter_s=j)
+    diffs = [float(np.median(_min_rtt_excess(c, c.emu)) - np.median(_min_rtt_excess(c, sim(c, q, fit=True)))) for c in lc]
+    delay = max(0.0, round(float(np.median(diffs)) / 2)) * 1e-6
+    q = dataclasses.replace(q, packet_delay_s=delay)
+    emu_med = float(np.median(np.concatenate([_min_rtt_excess(c, c.emu) for c in lc])))
+    sim_med = float(np.median(np.concatenate([_min_rtt_excess(c, sim(c, q, fit=True)) for c in lc])))
+    say("packet jitter (min_rtt spread KS): " + ", ".join(f"{x * 1e6:g} us: {v:.3f}" for x, v in trace)
+        + f" -> {j * 1e6:g} us; packet delay {delay * 1e6:g} us (min_rtt excess median: emulated {emu_med:.0f} us, "
+          f"simulated {sim_med:.0f} us, {len(lc)} cells)")
+    stats = {"cells": len(lc), "ks_by_packet_jitter": [{"packet_jitter_s": x, "ks": round(v, 3)} for x, v in trace],
+             "min_rtt_excess_median_us": {"emulated": round(emu_med, 1), "simulated": round(sim_med, 1)},
+             "ks_at_fit": round(latency_distance(lc, sim, q), 3)}
+    return q, stats
+
+
 # --------------------------------------------------------------------------- calibration file
 
 def _versions() -> dict:
@@ -602,6 +672,8 @@ def calibration_document(params: Params, cells: list[Cell], stats: dict, data_di
             "compute_scale": round(params.compute_scale, 4),
             "read_delay_s": round(params.read_delay_s, 7),
             **({"recv_cost_s": round(params.recv_cost_s, 7)} if params.recv_cost_s else {}),
+            "packet_delay_s": round(params.packet_delay_s, 7),
+            "packet_jitter_s": round(params.packet_jitter_s, 7),
             "hz": hz,
         },
         "parameter_notes": {
@@ -618,11 +690,19 @@ def calibration_document(params: Params, cells: list[Cell], stats: dict, data_di
                                "recv_cost_s): SSL_read without read-ahead makes two recv() calls per TLS record, "
                                "spread in time by the guest's system calls and decryption"}
                if params.recv_cost_s else {}),
+            "packet_delay_s": "fitted: the hosts' fixed per-packet latency beyond netem's delay (ComputeConfig."
+                              "packet_delay_s): half the median difference between the emulated and simulated "
+                              "min_rtt (TCP_INFO) of both endpoints in the lossless 1 Gbit/s cells",
+            "packet_jitter_s": "fitted: mean of the exponential part of that latency, each packet its own draw, order "
+                               "kept per direction (ComputeConfig.packet_jitter_s): matches the spread of those min_rtt",
             "hz": "fixed, not fitted: the UML guest kernel's CONFIG_HZ (TCPConfig.hz)",
         },
         "compute_times_s": measured_compute_times(cells),
         "fit": {
-            "method": "grid search (coarse 0-4 ms by 0.2 ms x compute scale {0.25,0.5,0.75,1,1.5,2,3}, then 0.04 ms x +/-25 %) minimising the RMS of "
+            "method": "first the per-packet latency, from the kernel's min_rtt (TCP_INFO, both endpoints) in the "
+                      "lossless 1 Gbit/s training cells: its exponential part on a grid (0-200 us) minimising the KS "
+                      "distance of the min_rtt spread (run minus cell median), its fixed part half the median "
+                      "difference; then grid search (coarse 0-4 ms by 0.2 ms x compute scale {0.25,0.5,0.75,1,1.5,2,3}, then 0.04 ms x +/-25 %) minimising the RMS of "
                       "p50 relative errors of TTFB and TTLB over the lossless training cells; near-ties (0.05 "
                       "percentage points) resolved toward compute scale 1; then the read delay on a grid (0-400 us) "
                       "minimising the RMS relative error of the client's mean segment count over the same cells, and "
@@ -958,7 +1038,8 @@ def calibrate(data_dir: Path = DEFAULT_DATA, out: Path | None = DEFAULT_OUT, rep
         if not train:
             raise InvalidValue("--data", str(data_dir), "a data set with training cells")
         t0 = time.time()
-        params, train_rms, trace = fit(train, sim, overheads, scales, say=say)
+        params, latency_stats = fit_packet_latency(train, sim, Params(), say=say)
+        params, train_rms, trace = fit(train, sim, overheads, scales, base=params, say=say)
         params, train_rms, delay_trace = fit_read_delay(train, sim, params, say=say)
         params, noise_ks, sigma_trace = fit_sigma(train, sim, params, say=say)
         if params.overhead_sigma > 0:  # the median of a varying overhead is below its mean: refit the mean
@@ -996,7 +1077,8 @@ def calibrate(data_dir: Path = DEFAULT_DATA, out: Path | None = DEFAULT_OUT, rep
                  "noise_ks_by_sigma": [{"overhead_sigma": float(s), "ks": round(d, 3)} for s, d in sigma_trace],
                  "packets_rms_by_read_delay": [{"read_delay_s": d, "packets_up_rms_pct": round(v, 2)}
                                                for d, v in delay_trace],
-                 "best_by_compute_scale": _best_by_scale(trace)}
+                 "best_by_compute_scale": _best_by_scale(trace),
+                 **({"packet_latency": latency_stats} if latency_stats else {})}
         doc = calibration_document(params, cells, stats, data_dir)
         if out is not None:
             Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -1022,7 +1104,8 @@ def _best_by_scale(trace: list) -> list[dict]:
 def load_params(path: str | Path) -> Params:
     d = json.loads(Path(path).read_text())["parameters"]
     return Params(float(d["flight_overhead_s"]), float(d["compute_scale"]), float(d.get("overhead_sigma", 0.0)),
-                  float(d.get("read_delay_s", 0.0)), float(d.get("recv_cost_s", 0.0)))
+                  float(d.get("read_delay_s", 0.0)), float(d.get("recv_cost_s", 0.0)),
+                  float(d.get("packet_delay_s", 0.0)), float(d.get("packet_jitter_s", 0.0)))
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:

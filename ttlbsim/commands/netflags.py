@@ -43,6 +43,12 @@ def add_network_flags(p: argparse.ArgumentParser, *, data_list: bool = False) ->
     w.add_argument("--recv-cost", default=None, metavar="DURATION",
                    help="time one recv() call takes in the receiving application (seconds per call), e.g. 0s "
                         "(a burst's recv() calls all at once) or 50us (default: the calibration profile's, else 0s)")
+    w.add_argument("--packet-delay", default=None, metavar="DURATION",
+                   help="the hosts' fixed per-packet latency beyond netem's delay, each way, e.g. 0s or 60us "
+                        "(default: the calibration profile's, else 0s)")
+    w.add_argument("--packet-jitter", default=None, metavar="DURATION",
+                   help="mean of the hosts' exponential per-packet latency, each packet its own draw, order kept, "
+                        "e.g. 0s or 80us (default: the calibration profile's, else 0s)")
 
 
 def network_options(args: argparse.Namespace) -> dict:
@@ -50,7 +56,9 @@ def network_options(args: argparse.Namespace) -> dict:
                 jitter_dist=args.jitter_dist, limit=args.limit, mtu=args.mtu, initcwnd=args.initcwnd,
                 cc=args.cc, hystart=not args.no_hystart, hz=args.hz, gso=not args.no_gso, request=args.request, compute=args.compute,
                 calibration=args.calibration, **({} if args.read_delay is None else {"read_delay": args.read_delay}),
-                **({} if args.recv_cost is None else {"recv_cost": args.recv_cost}))
+                **({} if args.recv_cost is None else {"recv_cost": args.recv_cost}),
+                **({} if args.packet_delay is None else {"packet_delay": args.packet_delay}),
+                **({} if args.packet_jitter is None else {"packet_jitter": args.packet_jitter}))
 
 
 def add_run_flags(p: argparse.ArgumentParser, runs: int = 1000) -> None:
