@@ -33,6 +33,13 @@ def test_latency_keeps_order_and_has_the_configured_mean():
     assert extra.min() >= 50e-6 - 1e-12
     assert extra.mean() == pytest.approx(130e-6, rel=0.05)
     assert np.median(extra - 50e-6) == pytest.approx(80e-6 * np.log(2), rel=0.08)  # exponential, not constant
+    # a 1 Gbit/s burst (a packet every 12 us) keeps the host awake: only its first packet waits for
+    # a wake-up, the rest follow as netem releases them (no gap a reader could run in)
+    lat = PacketLatency(50e-6, 80e-6, np.random.default_rng(6))
+    for start in (1.0, 2.0, 3.0):
+        arr = np.array([lat.arrival(start + i * 12e-6) for i in range(40)])
+        assert np.diff(arr).max() <= 12e-6 + 1e-12
+        assert arr[0] >= start + 50e-6
     fixed = PacketLatency(50e-6, 0.0, np.random.default_rng(5))
     assert fixed.arrival(2.0) == pytest.approx(2.0 + 50e-6, abs=1e-12)
 

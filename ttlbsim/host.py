@@ -7,13 +7,19 @@ transmit, the backlog softirq and `tcp_v4_rcv()`. Every RTT sample the kernel ta
 twice (once each way), which is why `tcpi_min_rtt` exceeds netem's configured delay — by about
 0.2 ms in the validation guest (validation/data/study, every connection's TCP_INFO).
 
-Modelled as a fixed part plus an exponentially distributed part per packet, with packets kept in
-order in each direction (a packet is never handed to the receiver before the one sent ahead of
-it: one softirq queue per direction): a packet released by netem at `t` arrives at
-``max(t + delay + Exp(mean jitter), arrival of the previous packet)``. The jitter matters where
-the stack compares two RTTs of the same nominal length (RACK's `tcp_rack_advance` ignores a
-retransmission's SACK whose RTT is below min_rtt, validation/diagnosis.md §8); the fixed part is
-the constant the RTT samples carry.
+Modelled as a fixed part for every packet plus an exponentially distributed wake-up latency for
+a packet that finds the host idle, with packets kept in order in each direction (a packet is never
+handed to the receiver before the one sent ahead of it: one softirq queue per direction). A
+packet released by netem at `t` arrives at ``max(t + delay [+ Exp(mean jitter)], arrival of the
+previous packet)``, the exponential part only if the previous packet of its direction arrived
+more than `IDLE_AFTER_S` before `t`. The wake-up latency is a timer waking a sleeping guest
+(the qdisc watchdog's hrtimer delivered by the host to an idle UML process); a guest busy with a
+burst (a 1 Gbit/s burst brings a packet every 12 µs) processes the next packet as it comes, so
+a burst is not pulled apart — the emulated client's stretch ACKs show it is processed as one
+(validation/diagnosis.md §4). At 1 Mbit/s (a packet every 12 ms) every packet finds the host
+idle. The jitter matters where the stack compares two RTTs of the same nominal length (RACK's
+`tcp_rack_advance` ignores a retransmission's SACK whose RTT is below min_rtt,
+validation/diagnosis.md §8); the fixed part is the constant every RTT sample carries.
 
 A plain object handed the release time; draws come from its own generator, in batches.
 """
@@ -22,12 +28,19 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PacketLatency"]
+__all__ = ["IDLE_AFTER_S", "PacketLatency"]
+
+IDLE_AFTER_S = 100e-6
+"""A packet that comes more than this after the previous one of its direction finds the host
+idle (s). Any value between the study's packet spacings — 12 µs at 1 Gbit/s, 1.2 ms at 10 Mbit/s
+— gives the same timing there: a burst at 1 Gbit/s keeps the host busy, slower links let it
+sleep between packets."""
 
 
 class PacketLatency:
-    """One direction's per-packet host latency: `delay_s` fixed plus an exponential of mean
-    `jitter_s` (seconds), in order. Deterministic for a given generator and batch size."""
+    """One direction's per-packet host latency: `delay_s` fixed plus, for a packet that finds the
+    host idle, an exponential of mean `jitter_s` (seconds), in order. Deterministic for a given
+    generator and batch size."""
 
     __slots__ = ("delay_s", "jitter_s", "_rng", "_batch", "_buf", "_last")
 
@@ -41,9 +54,10 @@ class PacketLatency:
 
     def arrival(self, release: float) -> float:
         """When a packet that leaves netem at `release` (s) reaches the receiving stack (s):
-        never before the previous packet of this direction."""
+        never before the previous packet of this direction, and with the wake-up latency only if
+        that one arrived more than `IDLE_AFTER_S` before `release`."""
         t = release + self.delay_s
-        if self.jitter_s:
+        if self.jitter_s and release - self._last > IDLE_AFTER_S:
             buf = self._buf
             if not buf:
                 # reversed, so that pop() hands the numbers out in the order they were drawn

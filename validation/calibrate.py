@@ -702,14 +702,14 @@ def calibration_document(params: Params, cells: list[Cell], stats: dict, data_di
             "method": "first the per-packet latency, from the kernel's min_rtt (TCP_INFO, both endpoints) in the "
                       "lossless 1 Gbit/s training cells: its exponential part on a grid (0-200 us) minimising the KS "
                       "distance of the min_rtt spread (run minus cell median), its fixed part half the median "
-                      "difference; then grid search (coarse 0-4 ms by 0.2 ms x compute scale {0.25,0.5,0.75,1,1.5,2,3}, then 0.04 ms x +/-25 %) minimising the RMS of "
+                      "difference; then (with that latency's mean as a fixed per-packet delay) grid search (coarse 0-4 ms by 0.2 ms x compute scale {0.25,0.5,0.75,1,1.5,2,3}, then 0.04 ms x +/-25 %) minimising the RMS of "
                       "p50 relative errors of TTFB and TTLB over the lossless training cells; near-ties (0.05 "
                       "percentage points) resolved toward compute scale 1; then the read delay on a grid (0-400 us) "
                       "minimising the RMS relative error of the client's mean segment count over the same cells, and "
                       "flight_overhead refitted (0.04 ms steps) with it; then overhead_sigma on a grid (0-1.6 by 0.2) "
                       "minimising the KS distance between the pooled run-to-run residuals (run minus cell median) of the "
-                      "emulated and simulated lossless training cells; then flight_overhead refitted (0.04 ms steps) "
-                      "with that sigma",
+                      "emulated and simulated lossless training cells (the fitted per-packet jitter back in place); then "
+                      "flight_overhead refitted (0.04 ms steps) with that sigma",
             "split_rule": "held back: lossless 10 KiB and 100 KiB cells, initcwnd-10 cells, lossy/jittery cells of "
                           "non-classical pairs; the rest train. The objective uses the lossless training cells only "
                           "(lossy cells are evaluated, not fitted).",
@@ -844,6 +844,19 @@ def render_report(rows: list[tuple[Cell, dict]], baseline: list[tuple[Cell, dict
                   "there); RMS of their relative error:", "",
                   "| read delay | client segments RMS error % |", "|---|---|"]
             L += [f"| {b['read_delay_s'] * 1e6:g} us | {b['packets_up_rms_pct']:.1f} |" for b in f["packets_rms_by_read_delay"]]
+            L += [""]
+        lat = f.get("packet_latency")
+        if lat:
+            med = lat["min_rtt_excess_median_us"]
+            L += [f"The hosts' per-packet latency (netem's release to the receiving stack: the qdisc timer firing late, "
+                  f"softirq, veth; `ttlbsim.host`) is fitted first, to the kernel's own min_rtt (TCP_INFO) of both "
+                  f"endpoints of every connection in the {lat['cells']} lossless 1 Gbit/s training cells: its exponential "
+                  f"part by the spread of min_rtt (each run minus its cell's median; KS between emulated and simulated), "
+                  f"its fixed part by the median (emulated {med['emulated']:.0f} us above the link's RTT, simulated "
+                  f"{med['simulated']:.0f} us at the fit). The jitter decides, where two RTTs of one nominal length are "
+                  f"compared, e.g. whether RACK takes a loss probe's SACK (`validation/diagnosis.md` §8):", "",
+                  "| packet jitter (mean) | min_rtt spread KS |", "|---|---|"]
+            L += [f"| {b['packet_jitter_s'] * 1e6:g} us | {b['ks']:.3f} |" for b in lat["ks_by_packet_jitter"]]
             L += [""]
     L += ["## Every cell", "",
           "TTFB and TTLB in ms (emulation → simulation, p50), errors in % (p50 / p75 / p90), KS; in brackets, for "
@@ -1038,9 +1051,16 @@ def calibrate(data_dir: Path = DEFAULT_DATA, out: Path | None = DEFAULT_OUT, rep
         if not train:
             raise InvalidValue("--data", str(data_dir), "a data set with training cells")
         t0 = time.time()
-        params, latency_stats = fit_packet_latency(train, sim, Params(), say=say)
-        params, train_rms, trace = fit(train, sim, overheads, scales, base=params, say=say)
+        latency, latency_stats = fit_packet_latency(train, sim, Params(), say=say)
+        # the grids below run with the latency's mean as a fixed delay (then a lossless cell is
+        # simulated once per point, not 200 times); the fitted jitter is put back for the sigma fit
+        # and the final refit of the overhead, which simulate every run
+        mean_latency = dataclasses.replace(latency, packet_delay_s=latency.packet_delay_s + latency.packet_jitter_s,
+                                           packet_jitter_s=0.0)
+        params, train_rms, trace = fit(train, sim, overheads, scales, base=mean_latency, say=say)
         params, train_rms, delay_trace = fit_read_delay(train, sim, params, say=say)
+        params = dataclasses.replace(params, packet_delay_s=latency.packet_delay_s,
+                                     packet_jitter_s=latency.packet_jitter_s)
         params, noise_ks, sigma_trace = fit_sigma(train, sim, params, say=say)
         if params.overhead_sigma > 0:  # the median of a varying overhead is below its mean: refit the mean
             o0 = params.flight_overhead_s
