@@ -693,7 +693,7 @@ def calibration_document(params: Params, cells: list[Cell], stats: dict, data_di
             "packet_delay_s": "fitted: the hosts' fixed per-packet latency beyond netem's delay (ComputeConfig."
                               "packet_delay_s): half the median difference between the emulated and simulated "
                               "min_rtt (TCP_INFO) of both endpoints in the lossless 1 Gbit/s cells",
-            "packet_jitter_s": "fitted: mean of the exponential part of that latency, each packet its own draw, order "
+            "packet_jitter_s": "fitted: mean of the exponential part of that latency, a wake-up drawn for each packet that finds the host idle, order "
                                "kept per direction (ComputeConfig.packet_jitter_s): matches the spread of those min_rtt",
             "hz": "fixed, not fitted: the UML guest kernel's CONFIG_HZ (TCPConfig.hz)",
         },
