@@ -100,3 +100,24 @@ def test_cli_bad_file_one_line_exit_2(tmp_path, what, text, key, value):
     assert len(lines) == 1, r.stderr
     assert str(path) in lines[0] and key in lines[0] and value in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_refitted_profile_of_the_same_name_changes_the_cell_keys(tmp_path):
+    """A sweep resumed after the host profile was refitted must not reuse cells computed with the
+    old parameters: the key covers the profile file's content, not only its name."""
+    import json
+
+    from ttlbsim.calibration import load
+    from ttlbsim.paths import models_dir
+
+    doc = json.loads((models_dir() / "calibration" / "uml-6.1.json").read_text())
+    prof = tmp_path / "host.json"
+    prof.write_text(json.dumps(doc))
+    text = GOOD.replace('bandwidth = "10Mbit"', f'bandwidth = "10Mbit"\ncalibration = "{prof}"')
+    before = [c.key for c in load_experiment(_write(tmp_path, text)).cells]
+    assert [c.key for c in load_experiment(_write(tmp_path, text, "again.toml")).cells] == before
+    doc["parameters"]["flight_overhead_s"] += 1e-4
+    prof.write_text(json.dumps(doc))
+    load.cache_clear()
+    after = [c.key for c in load_experiment(_write(tmp_path, text, "later.toml")).cells]
+    assert not set(after) & set(before)

@@ -145,13 +145,17 @@ class Experiment:
 
 
 def cell_key(scenario: Scenario, runs: int, seed: int) -> str:
-    """Stable hash of what determines a cell's result: canonical scenario options, runs, seed and
-    the ttlbsim version (results of another version are recomputed, not mixed in)."""
+    """Stable hash of what determines a cell's result: canonical scenario options, runs, seed, the
+    ttlbsim version and, for a calibrated host, the profile file's content (results of another
+    version or of a refitted profile of the same name are recomputed, not mixed in)."""
     from . import __version__
 
-    text = json.dumps({"scenario": scenario.to_options(), "runs": int(runs), "seed": int(seed),
-                       "ttlbsim": __version__},
-                      sort_keys=True, default=str)
+    doc = {"scenario": scenario.to_options(), "runs": int(runs), "seed": int(seed), "ttlbsim": __version__}
+    if scenario.compute.mode == "calibrated":
+        from .calibration import load
+
+        doc["calibration_sha256"] = load(scenario.compute.profile).sha256
+    text = json.dumps(doc, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
