@@ -2,9 +2,10 @@
 emulation runs by `python -m validation.calibrate` (see models/calibration/README.md).
 
 A profile is a JSON file: ``models/calibration/<name>.json`` (shipped in the wheel) or any path.
-It carries the hosts' per-packet latency (``packet_delay_s`` + an exponential part of mean
-``packet_jitter_s``, fitted to the kernel's minimum RTTs), the fitted per-flight host latency (``flight_overhead_s``, its mean, and
-``overhead_sigma``, the lognormal shape of its flight-to-flight variation), a scale for the crypto
+It carries the hosts' per-packet latency (``packet_delay_s`` + an exponential wake-up latency of
+mean ``packet_jitter_s``, fitted to the kernel's minimum RTTs), the fitted per-flight host latency
+(``flight_overhead_s``, its mean, and ``overhead_sigma``, the lognormal shape of its
+flight-to-flight variation), a scale for the crypto
 times, and the per-operation crypto times measured on the calibration host — so results that use a
 profile are the same on every machine (only operations the profile lacks are measured locally).
 """

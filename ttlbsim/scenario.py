@@ -218,9 +218,10 @@ class ComputeConfig:
     delay — the time from netem releasing a packet to the receiving stack acting on it (the
     qdisc watchdog's hrtimer firing late, softirq and veth processing), which the kernel's RTT
     samples include (`tcpi_min_rtt` exceeds netem's delay by ~0.2 ms in the UML guest). Each
-    packet that crosses the link is delayed by `packet_delay_s` plus an exponentially
-    distributed part of mean `packet_jitter_s`, and packets keep their order in each direction
-    (a packet is never handed over before the one ahead of it). The jitter matters where two RTTs
+    packet that crosses the link is delayed by `packet_delay_s`, plus, if it finds the host idle
+    (`ttlbsim.host.IDLE_AFTER_S`), a wake-up latency drawn from an exponential of mean
+    `packet_jitter_s`; packets keep their order in each direction (a packet is never handed over
+    before the one ahead of it). The jitter matters where two RTTs
     of the same nominal length are compared: RACK ignores a SACK of a retransmission whose RTT is
     below min_rtt (`tcp_rack_advance`), so whether a lost ClientHello is re-sent after the loss
     probe or only at the RTO is decided by microseconds. None: the profile's value in

@@ -47,8 +47,8 @@ def add_network_flags(p: argparse.ArgumentParser, *, data_list: bool = False) ->
                    help="the hosts' fixed per-packet latency beyond netem's delay, each way, e.g. 0s or 60us "
                         "(default: the calibration profile's, else 0s)")
     w.add_argument("--packet-jitter", default=None, metavar="DURATION",
-                   help="mean of the hosts' exponential per-packet latency, each packet its own draw, order kept, "
-                        "e.g. 0s or 80us (default: the calibration profile's, else 0s)")
+                   help="mean of the hosts' exponential wake-up latency, drawn for each packet that finds the host "
+                        "idle, order kept, e.g. 0s or 80us (default: the calibration profile's, else 0s)")
 
 
 def network_options(args: argparse.Namespace) -> dict:
