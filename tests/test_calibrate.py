@@ -276,3 +276,24 @@ def test_a_cell_emulated_on_a_busy_host_says_so_with_its_misses(dataset):
     quiet = C.Cell(cell.name, cell.key, cell.scenario, cell.emu, {"host_load": {"uptime_before": "load average: 0.5, 1, 1"}})
     assert C.host_load(quiet) == 0.5 and "load average" not in C.miss_reasons(quiet, r)
     assert C.host_load(base) is None or C.host_load(base) >= 0
+
+
+def test_pooled_recovery_counts_shares_per_link_and_sampling_error(dataset):
+    """Two lossy cells of one link pooled: shares above RTT/2 and above RTT + 200 ms of the loss-free
+    mode, emulated and simulated, with the emulated share's standard error and z."""
+    base = C.load_cells(dataset)[0]
+    lossy = base.scenario.replace(loss="3%")
+    rtt = lossy.network.rtt_s * 1e3
+    fast = np.full(90, 75.0)
+    emu = np.concatenate([fast, np.full(5, 75.0 + rtt), np.full(5, 75.0 + rtt + 300)])   # 10 % recover, 5 % by timeout
+    sim = np.concatenate([np.full(160, 75.0), np.full(40, 75.0 + rtt + 300)])              # 20 %, all by timeout
+    cells = [C.Cell(f"c{i}", dict(base.key, loss="3%"), lossy, {"ttfb_ms": emu, "ttlb_ms": emu}, {}) for i in range(2)]
+    out = C.pooled_recovery(cells, {c.name: {"ttfb_ms": sim} for c in cells})
+    assert len(out) == 1 and out[0]["cells"] == 2 and out[0]["emu_runs"] == 200 and out[0]["sim_runs"] == 400
+    r, t = out[0]["recovered"], out[0]["timeout"]
+    assert r["emu"] == pytest.approx(0.10) and r["sim"] == pytest.approx(0.20)
+    assert t["emu"] == pytest.approx(0.05) and t["sim"] == pytest.approx(0.20)
+    assert r["emu_se"] == pytest.approx(np.sqrt(0.1 * 0.9 / 200))
+    assert t["z"] == pytest.approx((0.20 - 0.05) / np.sqrt(0.05 * 0.95 / 200))
+    assert "Handshake loss recovery, pooled" in "\n".join(C._pooled_lines(out))
+    assert C.pooled_recovery([base], {base.name: {"ttfb_ms": sim}}) == []  # lossless cells are not pooled
