@@ -2,6 +2,7 @@
 
     python -m validation.diagnose latency [--data 10KiB] [--runs 10]   # per-flight host latencies
     python -m validation.diagnose holes   [--loss 1%]  [--runs 30]     # sizes of netem's loss bursts
+    python -m validation.diagnose replies [--runs 20]                  # per-packet host latency
     python -m validation.diagnose ... --pcap FILE                      # analyse an existing capture
 
 The captures behind validation/REPORT.md are in validation/data/diagnosis/ (gzipped pcaps).
@@ -17,6 +18,10 @@ Finished after the server's last handshake segment, server response after the re
 `holes`: gaps in the sequence space of the server's first transmissions (what netem dropped),
 in MSS units: netem drops whole TCP GSO skbs (TCP always builds GSO skbs, ethtool's `gso off`
 notwithstanding; segmentation happens after the qdisc), so the gaps come in pairs and more.
+`replies`: the kernel's immediate replies — SYN → SYN-ACK (the server's side: SYN arrival to the
+SYN-ACK leaving the server's netem) and SYN-ACK → ACK (the client's side) — minus netem's one-way
+delay: what the hosts add to a packet's trip beyond netem (the timer firing late, softirq, veth),
+the per-packet latency the simulator models (`ttlbsim.host`; fitted from TCP_INFO min_rtt).
 """
 
 from __future__ import annotations
@@ -91,6 +96,23 @@ def holes(pcap: Path, mss: int = 1448) -> tuple[collections.Counter, int, int]:
     return sizes, clean, len(conns)
 
 
+def replies(pcap: Path, one_way_ms: float = 17.5) -> dict[str, list[float]]:
+    """Per connection, the excess (us) over netem's one-way delay of the kernel's immediate
+    replies: the server's SYN → SYN-ACK and the client's SYN-ACK → ACK. Connections whose SYN or
+    SYN-ACK was sent more than once are left out (a reply may then answer an earlier copy); a link
+    with jitter gives no answer here."""
+    res: dict[str, list[float]] = collections.defaultdict(list)
+    for pk in packets(pcap).values():
+        if sum(1 for p in pk if p[2] == "S") != 1 or sum(1 for p in pk if p[2] == "S.") != 1:
+            continue
+        for (t, d, f, *_), (t2, d2, f2, *_r) in zip(pk, pk[1:]):
+            if d == "c" and f == "S" and d2 == "s" and f2 == "S.":
+                res["server: SYN -> SYN-ACK"].append((t2 - t - one_way_ms) * 1e3)
+            elif d == "s" and f == "S." and d2 == "c" and f2 == ".":
+                res["client: SYN-ACK -> ACK"].append((t2 - t - one_way_ms) * 1e3)
+    return dict(res)
+
+
 def capture(pcap: Path, runs: int, data: str, loss: str) -> None:
     from ttlbsim import Scenario
     from ttlbsim.emulate import emulate
@@ -103,7 +125,7 @@ def capture(pcap: Path, runs: int, data: str, loss: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m validation.diagnose", description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=("latency", "holes"))
+    ap.add_argument("what", choices=("latency", "holes", "replies"))
     ap.add_argument("--pcap", default=None, help="analyse this capture instead of running an emulation")
     ap.add_argument("--runs", type=int, default=None)
     ap.add_argument("--data", default=None)
@@ -114,11 +136,18 @@ def main(argv: list[str] | None = None) -> int:
         if not args.pcap:
             if args.what == "latency":
                 capture(pcap, args.runs or 10, args.data or "10KiB", "0%")
+            elif args.what == "replies":
+                capture(pcap, args.runs or 20, args.data or "0", "0%")
             else:
                 capture(pcap, args.runs or 30, args.data or "200KiB", args.loss)
         if args.what == "latency":
             for k, v in latencies(pcap).items():
                 print(f"{k:40s} median {statistics.median(v):5.2f} ms  (min {min(v):.2f}, max {max(v):.2f}, n {len(v)})")
+        elif args.what == "replies":
+            for k, v in replies(pcap).items():
+                q = statistics.quantiles(v, n=10) if len(v) > 1 else v * 9
+                print(f"{k:24s} excess over netem's delay: p10 {q[0]:4.0f} us, median {statistics.median(v):4.0f} us, "
+                      f"p90 {q[-1]:4.0f} us (n {len(v)})")
         else:
             sizes, clean, n = holes(pcap)
             print("netem loss bursts in the server's stream, in MSS (count): "
