@@ -32,9 +32,10 @@ __all__ = ["IDLE_AFTER_S", "PacketLatency"]
 
 IDLE_AFTER_S = 100e-6
 """A packet that comes more than this after the previous one of its direction finds the host
-idle (s). Any value between the study's packet spacings — 12 µs at 1 Gbit/s, 1.2 ms at 10 Mbit/s
-— gives the same timing there: a burst at 1 Gbit/s keeps the host busy, slower links let it
-sleep between packets."""
+idle (s). Not fitted: long enough that a 1 Gbit/s burst (a packet every 12 µs) keeps the host
+busy, short enough that the packets of a 10 Mbit/s link (1.2 ms apart) and slower ones each find
+it idle; gaps in between (a server's writes ~0.8 ms apart, validation/diagnosis.md §8) count as
+idle."""
 
 
 class PacketLatency:
