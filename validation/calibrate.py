@@ -837,18 +837,19 @@ def render_report(rows: list[tuple[Cell, dict]], baseline: list[tuple[Cell, dict
           f"Campaign `{m.get('campaign')}` (validation/campaigns/{m.get('campaign')}.toml), manifest with host load per cell in "
           f"`{_relrepo(Path(data_dir) / 'manifest.json')}`.",
           "- Simulation: the scenario the emulator ran (OpenSSL client profile, one key share, HZ 100, the campaign's "
-          "certificates), `compute=\"measured\"`, seed 0; lossless cells are deterministic (one run), lossy/jittery "
-          "cells are simulated with max(1000, emulated connections) runs.",
+          "certificates), `compute=\"measured\"`, seed 0; every cell is simulated with max(1000, emulated "
+          "connections) runs (with the host's varying flight overhead and packet latency no two runs are alike; "
+          "a cell whose host parameters do not vary is simulated once).",
           f"- Calibrated host parameters (fitted on the training cells): **{params.label()}**; HZ 100 fixed. "
           f"Written to `{_relrepo(DEFAULT_OUT) if doc else '(not written: --no-fit)'}`"
           + (f" on {doc['provenance']['date']} (simulator commit {str(doc['provenance'].get('git_commit'))[:10]})." if doc else "."),
           "- Errors are simulator relative to emulation (`sim/emu - 1`, %); KS is the two-sample Kolmogorov-Smirnov "
-          "distance of the per-connection samples (for lossless cells the simulator is a point mass, so KS only "
-          "means something for lossy/jittery cells, where it is gated).",
+          "distance of the per-connection samples (gated only for lossy/jittery cells; a lossless cell's spread is "
+          "the host's alone).",
           "- Split (deterministic by cell key): **held back** = lossless 10 KiB and 100 KiB cells, every initcwnd-10 "
           "cell, and lossy/jittery cells of the PQ pairs; **training** = the other cells (lossless 0/50/200 KiB at "
           "initcwnd 20, lossy/jittery classical cells). The fit's objective uses the lossless training cells only: "
-          "the two parameters are host latencies of about a millisecond, which loss recovery (seconds of spread, "
+          "the parameters are host latencies of a millisecond or less, which loss recovery (seconds of spread, "
           "Monte-Carlo noise) would swamp; lossy training cells are therefore evaluated like held-back ones, and "
           "their label only says which lossy cells a future loss-related parameter may be fitted on.", ""]
     L += ["## Accuracy gates (issue 4)", "",
