@@ -106,8 +106,9 @@ class ComputeModel:
     def __init__(self, config: ComputeConfig) -> None:
         self.config = config
         self._cache: dict[tuple[str, ...], tuple[float, float, float]] = {}
-        self.varies = self._varies(config)
         host = resolve(config, ())
+        # flight overheads or packet latencies that are random: then no two runs are alike
+        self.varies = (host.sigma > 0 and host.overhead_s > 0) or host.packet_jitter > 0
         self.read_delay = host.read_delay  # s, the application's read delay
         self.recv_cost = host.recv_cost  # s per recv() call of the application
         self.packet_delay = host.packet_delay  # s, the hosts' fixed per-packet latency
@@ -144,16 +145,3 @@ class ComputeModel:
         if ops not in self._cache:
             self.flight_time(ops)
         return self._cache[ops][0]
-
-    @staticmethod
-    def _varies(c: ComputeConfig) -> bool:
-        """True when flight overheads or packet latencies are random (then no two runs are alike)."""
-        if c.mode == "calibrated":
-            from .calibration import load
-
-            cal = load(c.profile)
-            sigma = cal.overhead_sigma if c.overhead_sigma is None else c.overhead_sigma
-            overhead = cal.flight_overhead_s if c.flight_overhead_s is None else c.flight_overhead_s
-            jitter = cal.packet_jitter_s if c.packet_jitter_s is None else c.packet_jitter_s
-            return (sigma > 0 and overhead > 0) or jitter > 0
-        return (c.sigma > 0 and c.overhead_s > 0) or c.packet_jitter > 0
