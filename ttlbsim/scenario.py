@@ -181,6 +181,16 @@ class Workload:
         _set(self, "request_bytes", _int_at_least("request", self.request_bytes, 1))
 
 
+#: ComputeConfig's host durations (field = name + "_s", the Scenario.build option = name): the
+#: largest value accepted (s) and how the error says it
+_HOST_DURATIONS = {
+    "read_delay": (1.0, "a duration from 0 to 1s"),
+    "recv_cost": (1.0, "a duration from 0 to 1s"),
+    "packet_delay": (0.1, "a duration from 0 to 100ms"),
+    "packet_jitter": (0.1, "a duration from 0 to 100ms"),
+}
+
+
 @dataclass(frozen=True)
 class ComputeConfig:
     """CPU time of the handshake's cryptographic operations, and the host's per-flight latency.
@@ -256,19 +266,11 @@ class ComputeConfig:
                 isinstance(self.overhead_sigma, (int, float)) and not isinstance(self.overhead_sigma, bool)
                 and math.isfinite(self.overhead_sigma) and 0 <= self.overhead_sigma <= 5):
             raise InvalidValue("overhead_sigma", self.overhead_sigma, "a number from 0 to 5")
-        if self.read_delay_s is not None and not (
-                isinstance(self.read_delay_s, (int, float)) and not isinstance(self.read_delay_s, bool)
-                and math.isfinite(self.read_delay_s) and 0 <= self.read_delay_s <= 1):
-            raise InvalidValue("read_delay", self.read_delay_s, "a duration from 0 to 1s")
-        if self.recv_cost_s is not None and not (
-                isinstance(self.recv_cost_s, (int, float)) and not isinstance(self.recv_cost_s, bool)
-                and math.isfinite(self.recv_cost_s) and 0 <= self.recv_cost_s <= 1):
-            raise InvalidValue("recv_cost", self.recv_cost_s, "a duration from 0 to 1s")
-        for name in ("packet_delay", "packet_jitter"):
+        for name, (upper, accepted) in _HOST_DURATIONS.items():
             v = getattr(self, name + "_s")
             if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool)
-                                      and math.isfinite(v) and 0 <= v <= 0.1):
-                raise InvalidValue(name, v, "a duration from 0 to 100ms")
+                                      and math.isfinite(v) and 0 <= v <= upper):
+                raise InvalidValue(name, v, accepted)
         if self.mode == "calibrated":
             from .calibration import DEFAULT_PROFILE, load
 
@@ -372,11 +374,7 @@ class Scenario:
                     raise InvalidValue("compute_scale", value, "a number >= 0") from None
             elif key == "flight_overhead":
                 comp["flight_overhead_s"] = parse_duration(value, "flight_overhead")
-            elif key == "read_delay":
-                comp["read_delay_s"] = parse_duration(value, "read_delay")
-            elif key == "recv_cost":
-                comp["recv_cost_s"] = parse_duration(value, "recv_cost")
-            elif key in ("packet_delay", "packet_jitter"):
+            elif key in _HOST_DURATIONS:
                 comp[key + "_s"] = parse_duration(value, key)
             elif key == "overhead_sigma":
                 try:
@@ -424,10 +422,8 @@ class Scenario:
                     flight_overhead=None if self.compute.flight_overhead_s is None
                     else f"{self.compute.flight_overhead_s!r}s",
                     overhead_sigma=self.compute.overhead_sigma, calibration=self.compute.profile,
-                    read_delay=None if self.compute.read_delay_s is None else f"{self.compute.read_delay_s!r}s",
-                    recv_cost=None if self.compute.recv_cost_s is None else f"{self.compute.recv_cost_s!r}s",
-                    packet_delay=None if self.compute.packet_delay_s is None else f"{self.compute.packet_delay_s!r}s",
-                    packet_jitter=None if self.compute.packet_jitter_s is None else f"{self.compute.packet_jitter_s!r}s")
+                    **{name: None if getattr(self.compute, name + "_s") is None
+                       else f"{getattr(self.compute, name + '_s')!r}s" for name in _HOST_DURATIONS})
         return opts
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,6 +7,18 @@ import argparse
 from ..scenario import Scenario
 
 
+#: host parameters given as durations (Scenario.build options): flag help, before the default
+HOST_DURATIONS = (
+    ("read_delay", "how long after data stops arriving the receiving application reads it, e.g. 0s (a reader "
+                   "that keeps up) or 50us"),
+    ("recv_cost", "time one recv() call takes in the receiving application (seconds per call), e.g. 0s (a "
+                  "burst's recv() calls all at once) or 50us"),
+    ("packet_delay", "the hosts' fixed per-packet latency beyond netem's delay, each way, e.g. 0s or 60us"),
+    ("packet_jitter", "mean of the hosts' exponential wake-up latency, drawn for each packet that finds the host "
+                      "idle, order kept, e.g. 0s or 80us"),
+)
+
+
 def add_network_flags(p: argparse.ArgumentParser, *, data_list: bool = False) -> None:
     g = p.add_argument_group("network (netem on both ends, as in the study)")
     g.add_argument("--rtt", default="35ms", help="round-trip time; each direction gets delay rtt/2 (default 35ms)")
@@ -37,28 +49,16 @@ def add_network_flags(p: argparse.ArgumentParser, *, data_list: bool = False) ->
     w.add_argument("--calibration", default=None, metavar="PROFILE",
                    help="calibrated host profile: uml-6.1 (default; fitted against validation/data) | a JSON "
                         "file | none (= --compute measured)")
-    w.add_argument("--read-delay", default=None, metavar="DURATION",
-                   help="how long after data stops arriving the receiving application reads it, e.g. 0s (a "
-                        "reader that keeps up) or 50us (default: the calibration profile's, else 0s)")
-    w.add_argument("--recv-cost", default=None, metavar="DURATION",
-                   help="time one recv() call takes in the receiving application (seconds per call), e.g. 0s "
-                        "(a burst's recv() calls all at once) or 50us (default: the calibration profile's, else 0s)")
-    w.add_argument("--packet-delay", default=None, metavar="DURATION",
-                   help="the hosts' fixed per-packet latency beyond netem's delay, each way, e.g. 0s or 60us "
-                        "(default: the calibration profile's, else 0s)")
-    w.add_argument("--packet-jitter", default=None, metavar="DURATION",
-                   help="mean of the hosts' exponential wake-up latency, drawn for each packet that finds the host "
-                        "idle, order kept, e.g. 0s or 80us (default: the calibration profile's, else 0s)")
-
+    for name, text in HOST_DURATIONS:
+        w.add_argument("--" + name.replace("_", "-"), default=None, metavar="DURATION",
+                       help=text + " (default: the calibration profile's, else 0s)")
 
 def network_options(args: argparse.Namespace) -> dict:
     return dict(rtt=args.rtt, bandwidth=args.bandwidth, loss=args.loss, jitter=args.jitter,
                 jitter_dist=args.jitter_dist, limit=args.limit, mtu=args.mtu, initcwnd=args.initcwnd,
                 cc=args.cc, hystart=not args.no_hystart, hz=args.hz, gso=not args.no_gso, request=args.request, compute=args.compute,
-                calibration=args.calibration, **({} if args.read_delay is None else {"read_delay": args.read_delay}),
-                **({} if args.recv_cost is None else {"recv_cost": args.recv_cost}),
-                **({} if args.packet_delay is None else {"packet_delay": args.packet_delay}),
-                **({} if args.packet_jitter is None else {"packet_jitter": args.packet_jitter}))
+                calibration=args.calibration,
+                **{name: getattr(args, name) for name, _ in HOST_DURATIONS if getattr(args, name) is not None})
 
 
 def add_run_flags(p: argparse.ArgumentParser, runs: int = 1000) -> None:
