@@ -18,7 +18,7 @@ from ..timers import KernelTimers
 from .congestion import create_congestion_control
 from .receiver import Receiver
 from .rtt import RttEstimator
-from .segment import ACK, K_HEADER_BYTES, SYN, Segment
+from .segment import ACK, SYN, Segment
 from .sender import Sender
 
 CLOSED, SYN_SENT, SYN_RECV, ESTABLISHED = 0, 1, 2, 3
@@ -26,9 +26,6 @@ K_SYN_WINDOW_CLIENT = 64240   # rounddown(65535, 1460)
 K_SYN_WINDOW_SERVER = 65160   # rounddown(65535, 1448)
 K_SYN_RETRIES = 6             # tcp_syn_retries
 K_SYNACK_RETRIES = 5          # tcp_synack_retries
-
-
-_new = object.__new__
 
 
 def _ts(now: float) -> float:
@@ -88,27 +85,13 @@ class Endpoint:
         mode: not called once in it). Runs for every packet: the receiver's no-SACK case and its
         window are read in place."""
         r = self.receiver
-        # Segment(ACK, seq, end, r.rcv_nxt, r.window(), sack, dsack, _ts(now), r.ts_recent), its
-        # fields set here rather than through the constructor's call (this runs for every packet)
-        seg = _new(Segment)
-        seg.flags = ACK
-        seg.seq = seq
-        seg.end = end
-        seg.ack = r.rcv_nxt
-        seg.wnd = r.advertise()  # tcp_select_window(): also rcv_wup = rcv_nxt
+        wnd = r.advertise()  # tcp_select_window(): also rcv_wup = rcv_nxt
+        tsval = int(now * 1000.0) / 1000.0 or 1e-3  # _ts(now), inlined
         if r.dsack is None and not r.ooo:
-            seg.sack = ()
-            seg.dsack = False
-            seg.frame_bytes = K_HEADER_BYTES + (end - seq)  # headers + payload
+            seg = Segment(ACK, seq, end, r.rcv_nxt, wnd, (), False, tsval, r.ts_recent)
         else:
             sack, dsack = r.sack_blocks()
-            seg.sack = sack
-            seg.dsack = dsack
-            # and the SACK option: 12 B for the first block, 8 B for each further one
-            seg.frame_bytes = K_HEADER_BYTES + (end - seq) + (4 + 8 * len(sack) if sack else 0)
-        seg.tsval = int(now * 1000.0) / 1000.0 or 1e-3
-        seg.tsecr = r.ts_recent
-        seg.nseg = 1
+            seg = Segment(ACK, seq, end, r.rcv_nxt, wnd, sack, dsack, tsval, r.ts_recent)
         # tcp_event_ack_sent(): one quick-ACK credit used if an ACK was due; delayed ACK off.
         # The receiver sets the state cleared here (short segments counted, DSACK, delayed-ACK
         # and SACK-compression timers) only while an ACK is pending: a segment sent with none

@@ -35,7 +35,10 @@ Modelled on Linux 6.1 (linux-tcp-netem.md §2, §4):
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from .rtt import RttEstimator
 
 K_TCP_ATO_MIN = 0.040       # TCP_ATO_MIN = HZ/25
 K_TCP_DELACK_MAX = 0.200    # TCP_DELACK_MAX = HZ/5
@@ -116,7 +119,7 @@ class Receiver:
         self.compressed = 0
         self.dup_acks = 0
         self.comp_rcv_nxt = -1
-        self.srtt_source = None  # the endpoint's RttEstimator (srtt for the compression delay)
+        self.srtt_source: RttEstimator | None = None  # the endpoint's RttEstimator (srtt for the compression delay)
         # select_window()'s last result (-1: none kept) and `copied` when it was worked out
         self.wnd_cache = -1
         self.wnd_copied = -1

@@ -9,6 +9,8 @@ block; `tcp_options_write()`).
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 #: Ethernet (14) + IPv4 (20) + TCP with the aligned timestamp option (32).
 K_HEADER_BYTES = 66
 #: SYN or SYN-ACK frame: Ethernet + IPv4 + TCP with MSS, SACK-permitted, TS and WS options.
@@ -34,7 +36,8 @@ class Segment:
 
     __slots__ = ("flags", "seq", "end", "ack", "wnd", "sack", "dsack", "tsval", "tsecr", "frame_bytes", "nseg",
                  "callbacks")
-    _ok = True  # (read by simpy when the segment's arrival is processed: it never fails)
+    _ok: ClassVar[bool] = True  # (read by simpy when the segment's arrival is processed: it never fails)
+    callbacks: Any  # (declared, never set here: see above)
 
     def __init__(self, flags: int, seq: int, end: int, ack: int, wnd: int, sack: tuple = (),
                  dsack: bool = False, tsval: float = 0.0, tsecr: float = 0.0) -> None:

@@ -54,7 +54,6 @@ class Skb:
 
 
 _seq_of = attrgetter("seq")
-_new = object.__new__
 
 
 class Sender:
@@ -166,15 +165,9 @@ class Sender:
         seq = q[-1].end if q else self.write_seq
         mss = self.mss
         while remaining > 0:
-            # Skb(seq, seq + min(mss, remaining)), its fields set here rather than through the
-            # constructor's call
-            skb = _new(Skb)
-            skb.seq = seq
-            seq = skb.end = seq + mss if remaining > mss else seq + remaining
-            skb.xmit_time = -1.0
-            skb.tx = 0
-            skb.sacked = skb.lost = skb.retrans = False
-            q.append(skb)
+            end = seq + mss if remaining > mss else seq + remaining
+            q.append(Skb(seq, end))
+            seq = end
             remaining -= mss
         self.write_seq += nbytes
         self.push(now)
@@ -642,7 +635,7 @@ class Sender:
                 # in sequence order, as tcp_sacktag_write_queue sorts them before its walk: the
                 # receiver lists the most recent block first, and a segment SACKed by this ACK is
                 # reordering only below data SACKed before it in that walk (tcp_sacktag_one)
-                blocks = sorted(blocks)
+                blocks = tuple(sorted(blocks))
             cache = self.sack_cache
             new_cache = {}
             una_idx = self.una_idx
@@ -789,9 +782,9 @@ class Sender:
         if seq_rtt < 0.0 and una_advanced and seg.tsecr > 0.0:
             seq_rtt = ca_rtt = max(now - seg.tsecr, 0.001)
         if seq_rtt > 0.0:
-            rtt = self.rtt
-            rtt.on_sample(seq_rtt, self.snd_una, self.snd_nxt, ca_rtt if ca_rtt > 0.0 else None)
-            self.rto_s = rtt.rto_jiffies / rtt.hz  # rtt.rto_s
+            est = self.rtt
+            est.on_sample(seq_rtt, self.snd_una, self.snd_nxt, ca_rtt if ca_rtt > 0.0 else None)
+            self.rto_s = est.rto_jiffies / est.hz  # est.rto_s
             self.backoff = 0
         # TLP outcome (tcp_process_tlp_ack)
         if self.tlp_high_seq and ack >= self.tlp_high_seq:
