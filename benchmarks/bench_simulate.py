@@ -62,11 +62,16 @@ def memory_growth(runs: int) -> dict:
 
 
 def _interpreter() -> str:
-    """Which interpreter ran the benchmark: the rates depend on its build as well as on the code
+    """Which interpreter and which ttlbsim build ran the benchmark: the rates depend on both
     (CPython builds differ: distribution and python.org builds are compiled with profile-guided
-    and link-time optimisation, a plain `./configure` build such as pyenv's default is not)."""
+    and link-time optimisation, a plain `./configure` build such as pyenv's default is not; a
+    regular `pip install .` of ttlbsim compiles its per-packet modules with mypyc, an editable
+    install does not)."""
     import platform
-    return f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})"
+    from ttlbsim import compiled_modules
+    compiled = compiled_modules()
+    build = f"{len(compiled)} modules compiled with mypyc" if compiled else "all modules interpreted"
+    return f"{platform.python_implementation()} {platform.python_version()} ({sys.executable}); ttlbsim: {build}"
 
 
 def main(argv=None) -> int:

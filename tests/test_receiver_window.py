@@ -17,7 +17,14 @@ import pytest
 from ttlbsim import Scenario
 from ttlbsim.scenario import ComputeConfig
 from ttlbsim.simulate import simulate
+from ttlbsim.tcp import receiver as receiver_module
 from ttlbsim.tcp.receiver import K_SKB_HEAD, Receiver
+
+# tests that wrap a Receiver method with monkeypatch see its calls only when the module is
+# interpreted: a mypyc-compiled Receiver (a regular install, hatch_build.py) calls its methods
+# directly (tests/test_compiled.py checks the compiled build against the interpreted one)
+interpreted_only = pytest.mark.skipif(not receiver_module.__file__.endswith(".py"),
+                                      reason="wraps a Receiver method: needs the interpreted module")
 
 MSS = 1448
 
@@ -154,6 +161,7 @@ def test_lossy_transfer_sends_about_as_many_acks_as_linux():
     assert 45 < up < 65
 
 
+@interpreted_only
 def test_the_reader_takes_one_record_per_two_recvs_and_autotunes_at_the_first(monkeypatch):
     """A TLS client without read-ahead reads a record as two recv() calls (its 5-byte header, then
     the rest); each ends as tcp_recvmsg_locked does: autotuning (once per receiver RTT), then
@@ -258,6 +266,7 @@ def test_recv_cost_zero_is_the_reader_of_a_burst_at_once():
     assert Scenario.build(recv_cost="50us", compute="zero").compute.recv_cost == pytest.approx(50e-6)
 
 
+@interpreted_only
 def test_recv_cost_spreads_the_reads_of_a_burst(monkeypatch):
     """With recv_cost 100 us the client makes one recv() at a time: after one that leaves data
     readable, the next comes exactly 100 us later (segments arriving meanwhile neither restart nor
