@@ -3,6 +3,8 @@ and the CLI's bad-input path is one line with exit status 2."""
 
 from __future__ import annotations
 
+import math
+
 import json
 
 import numpy as np
@@ -111,6 +113,24 @@ def test_whole_round_trips_in_a_miss():
     assert _whole_rounds(1.0, 35.0) == 0
 
 
+def test_a_lossless_1gbit_miss_of_a_whole_round_gives_both_shares_of_the_faster_rounds(dataset):
+    """A lossless 1 Gbit/s cell whose TTLB has two modes a round trip apart (the reader's timing):
+    the reason gives how many emulated and simulated runs take the faster rounds, and how far apart
+    those shares are in sampling terms (11 of 20 against 26 % of 1000: 2.9 standard errors)."""
+    cell = next(c for c in C.load_cells(dataset) if c.name == "classical_1Gbit_35ms_0")
+    cell = C.Cell(cell.name, dict(cell.key, data="200KiB"), cell.scenario.replace(data="200KiB"), dict(cell.emu),
+                  cell.summary)
+    assert not cell.lossy
+    emu = np.concatenate([np.full(11, 218.5), np.full(9, 253.0)])
+    sim = np.concatenate([np.full(260, 218.5), np.full(740, 253.0)])
+    cell.emu.update(ttfb_ms=np.full(20, 75.0), ttlb_ms=emu, retransmits=np.zeros(20))
+    r = C.compare_cell(cell, {"ttfb_ms": np.full(1000, 75.0), "ttlb_ms": sim, "packets_up": np.zeros(3),
+                              "packets_down": np.zeros(3), "retransmits": np.zeros(1000)})
+    why = C.miss_reasons(cell, r)
+    assert "(the simulation takes 1 round trip more); 55 % of the emulated runs take the faster rounds, 26 % of " \
+           "the simulated (2.9 sampling SEs apart)" in why, why
+
+
 def test_fit_finds_a_reader_that_falls_behind(tmp_path):
     """Synthetic cells made with a 100 us read delay: at 1 Gbit/s the client then sends stretch
     ACKs (fewer segments), and the fit picks a delay that reproduces their count, not 0."""
@@ -181,18 +201,44 @@ def test_a_miss_the_emulator_repeats_on_a_rerun_says_so(dataset):
 
 def test_a_quantile_at_the_edge_of_the_loss_free_mode_says_so(dataset):
     """A lossy cell whose median falls where the loss-free mode ends: the reason gives both shares
-    of loss-free runs (here 40 % emulated, 55 % simulated)."""
+    of loss-free runs (42 % emulated, 51 % simulated: 2.3 standard errors with 200 and 1000 runs),
+    but only while they differ by no more than sampling would (35 % against 51 %: 4.1)."""
     cell = next(c for c in C.load_cells(dataset) if c.name == "classical_1Gbit_35ms_0")
     cell = C.Cell(cell.name, dict(cell.key, loss="5%"), cell.scenario.replace(loss="5%"), dict(cell.emu), cell.summary)
     assert cell.lossy
-    emu = np.concatenate([np.full(80, 75.0), np.full(120, 300.0)])
-    sim = np.concatenate([np.full(550, 75.0), np.full(450, 300.0)])
-    cell.emu.update(ttfb_ms=emu, ttlb_ms=emu, retransmits=np.zeros(200))
-    r = C.compare_cell(cell, {"ttfb_ms": sim, "ttlb_ms": sim, "packets_up": np.zeros(3), "packets_down": np.zeros(3),
-                              "retransmits": np.zeros(3)})
-    assert r["ttfb_ms"]["fast_share_emu"] == 0.40 and r["ttfb_ms"]["fast_share_sim"] == 0.55
-    assert "p50 at the edge of the loss-free mode: 40 % of the emulated runs are in it, 55 % of the simulated" \
-        in C.miss_reasons(cell, r)
+    sim = np.concatenate([np.full(510, 75.0), np.full(490, 300.0)])
+    for fast, claimed in ((84, True), (70, False)):
+        emu = np.concatenate([np.full(fast, 75.0), np.full(200 - fast, 300.0)])
+        cell.emu.update(ttfb_ms=emu, ttlb_ms=emu, retransmits=np.zeros(200))
+        r = C.compare_cell(cell, {"ttfb_ms": sim, "ttlb_ms": sim, "packets_up": np.zeros(3),
+                                  "packets_down": np.zeros(3), "retransmits": np.zeros(3)})
+        assert r["ttfb_ms"]["fast_share_emu"] == fast / 200 and r["ttfb_ms"]["fast_share_sim"] == 0.51
+        edge = (f"p50 at the edge of the loss-free mode: {fast // 2} % of the emulated runs are in it, 51 % of the "
+                f"simulated")
+        assert (edge in C.miss_reasons(cell, r)) == claimed
+
+
+def test_a_median_at_a_gap_between_modes_is_sampling_only_within_the_99_percent_band(dataset):
+    """A median at the gap between two recovery modes: the emulated 48 % below the gap, the simulated
+    58 % (2.1 standard errors with 200 and 1000 runs: outside the emulated median's 95 % interval,
+    inside the 99 % band) is sampling; 64 % (3.8) is not."""
+    assert C.cdf_gap_z(0.5, 0.5, 200, 1000) == 0.0
+    assert abs(C.cdf_gap_z(0.54, 0.5, 200, 1000) - 0.04 / math.sqrt(0.54 * 0.46 * (1 / 200 + 1 / 1000))) < 1e-12
+    cell = next(c for c in C.load_cells(dataset) if c.name == "classical_1Gbit_35ms_0")
+    cell = C.Cell(cell.name, dict(cell.key, loss="5%"), cell.scenario.replace(loss="5%"), dict(cell.emu), cell.summary)
+    emu = np.concatenate([np.linspace(75, 80, 40), np.linspace(300, 310, 56), np.linspace(700, 800, 104)])
+    cell.emu.update(ttfb_ms=emu, ttlb_ms=emu, retransmits=np.ones(200))
+    for below, z in ((580, 2.1), (640, 3.8)):
+        sim = np.concatenate([np.linspace(75, 80, 200), np.linspace(300, 310, below - 200),
+                              np.linspace(705, 800, 1000 - below)])
+        r = C.compare_cell(cell, {"ttfb_ms": sim, "ttlb_ms": sim, "packets_up": np.zeros(3),
+                                  "packets_down": np.zeros(3), "retransmits": np.ones(1000)})
+        assert r["ttfb_ms"]["err_p50"] < -0.5  # the median jumps a whole mode
+        why = C.miss_reasons(cell, r)
+        gap = f"TTFB p50 at a gap between modes (the simulated CDF is {below / 1000:.2f} at the emulated p50"
+        assert (gap in why) == (z < C.GAP_Z), why
+        if gap in why:
+            assert f"{z:.1f} sampling SEs with 200 connections" in why
 
 
 def test_a_ks_from_the_loss_free_runs_alone_says_so(dataset):

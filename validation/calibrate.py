@@ -387,6 +387,30 @@ def host_load(cell: Cell) -> float | None:
     return max(loads) if loads else None
 
 
+GAP_Z = 2.58
+"""A quantile miss counts as sampling when the simulated CDF at the emulated quantile is within this
+many standard errors of the quantile's level (two-sided 99 %)."""
+
+
+def cdf_gap_z(f: float, level: float, n_emu: int, n_sim: int) -> float:
+    """How far, in standard errors, the simulated CDF `f` at an emulated quantile lies from that
+    quantile's `level` (0.5 for p50). If the emulated runs came from the simulated distribution, the
+    share of them at or below any time x would be binomial around F_sim(x), with variance
+    f(1 - f)/n_emu, and F_sim is itself estimated from n_sim runs. Where the quantile sits at a gap
+    between two modes (a recovery round apart), a few points of CDF move it by a whole round, so
+    this, not the time error, says whether the model is off (§7)."""
+    se = math.sqrt(max(f * (1 - f), 1e-12) * (1 / n_emu + 1 / n_sim))
+    return abs(f - level) / se
+
+
+def share_z(a: float, b: float, n_a: int, n_b: int) -> float:
+    """How far apart, in standard errors, two shares of runs (`a` of n_a emulated, `b` of n_b
+    simulated) are, under one common share (the pooled one)."""
+    p = (a * n_a + b * n_b) / (n_a + n_b)
+    se = math.sqrt(max(p * (1 - p), 1e-12) * (1 / n_a + 1 / n_b))
+    return abs(a - b) / se
+
+
 def miss_reasons(cell: Cell, cmp: dict) -> str:
     """A short, computed explanation of each missed gate (pointers to validation/diagnosis.md)."""
     out = []
@@ -408,14 +432,15 @@ def miss_reasons(cell: Cell, cmp: dict) -> str:
                            f"95 % interval [{ci[0]:.0f}, {ci[1]:.0f}] ms ({len(cell.emu[m])} connections): "
                            f"sampling, at a steep part of the distribution (§7)")
             elif cell.lossy and (min(row["fast_share_emu"], row["fast_share_sim"]) - 0.02 <= q / 100
-                                 <= max(row["fast_share_emu"], row["fast_share_sim"]) + 0.02):
+                                 <= max(row["fast_share_emu"], row["fast_share_sim"]) + 0.02) and (
+                    zs := share_z(row["fast_share_emu"], row["fast_share_sim"], row["n_emu"], row["n_sim"])) <= GAP_Z:
                 out.append(f"{name} p{q} at the edge of the loss-free mode: {row['fast_share_emu'] * 100:.0f} % of "
                            f"the emulated runs are in it, {row['fast_share_sim'] * 100:.0f} % of the simulated "
-                           f"(±{100 * math.sqrt(row['fast_share_emu'] * (1 - row['fast_share_emu']) / len(cell.emu[m])):.0f} "
-                           f"points sampling; §7, §8)")
-            elif cell.lossy and f is not None and abs(f - q / 100) <= 0.05:
+                           f"({zs:.1f} sampling SEs apart; §7, §8)")
+            elif cell.lossy and f is not None and (z := cdf_gap_z(f, q / 100, row["n_emu"], row["n_sim"])) <= GAP_Z:
                 out.append(f"{name} p{q} at a gap between modes (the simulated CDF is {f:.2f} at the emulated "
-                           f"p{q}: {abs(f - q / 100) * 100:.0f} points apart; §7)")
+                           f"p{q}: {abs(f - q / 100) * 100:.0f} points apart, {z:.1f} sampling SEs with "
+                           f"{row['n_emu']} connections; §7)")
             elif (not cell.lossy and abs(row[f"sim_p{q}"] - row[f"emu_p{q}"]) < 0.15 * cell.scenario.network.rtt_s * 1e3):
                 out.append(f"{name} p{q}: {row[f'sim_p{q}'] - row[f'emu_p{q}']:+.1f} ms, less than a round trip: the "
                            f"host's per-flight latency, one fitted overhead before every flight where the captures "
@@ -426,9 +451,13 @@ def miss_reasons(cell: Cell, cmp: dict) -> str:
                 rounds = _whole_rounds(row[f"sim_p{q}"] - row[f"emu_p{q}"], cell.scenario.network.rtt_s * 1e3)
                 more = (f" (the simulation takes {abs(rounds)} round trip{'s' if abs(rounds) > 1 else ''} "
                         f"{'fewer' if rounds < 0 else 'more'})" if rounds else "")
+                fe, fs = row["fast_share_emu"], row["fast_share_sim"]
+                if rounds and 0 < max(fe, fs) and min(fe, fs) < 1:
+                    more += (f"; {fe * 100:.0f} % of the emulated runs take the faster rounds, {fs * 100:.0f} % of "
+                             f"the simulated ({share_z(fe, fs, row['n_emu'], row['n_sim']):.1f} sampling SEs apart)")
                 out.append(f"{name} p{q}: the reader's timing within a 1 Gbit/s burst, which sizes the next round "
-                           f"through the window it advertises (the model reads after the burst; the emulated "
-                           f"reader sometimes runs in the middle of it){more} (§3, §4)")
+                           f"through the window it advertises (whether the reader runs in the middle of a burst "
+                           f"or after it: the fitted read delay sets how often){more} (§3, §4)")
             else:
                 out.append(f"{name} p{q}: not explained")
         if cell.kind == "lossy" and row["ks"] > GATES["lossy"]["ks"]:
