@@ -1210,10 +1210,12 @@ def _best_by_scale(trace: list) -> list[dict]:
 
 
 def load_params(path: str | Path) -> Params:
+    """The fitted parameters of a calibration file: every Params field the file's `parameters`
+    has under the same name (flight_overhead_s and compute_scale are required; others default to
+    the model without them)."""
     d = json.loads(Path(path).read_text())["parameters"]
-    return Params(float(d["flight_overhead_s"]), float(d["compute_scale"]), float(d.get("overhead_sigma", 0.0)),
-                  float(d.get("read_delay_s", 0.0)), float(d.get("recv_cost_s", 0.0)),
-                  float(d.get("packet_delay_s", 0.0)), float(d.get("packet_jitter_s", 0.0)))
+    names = [f.name for f in dataclasses.fields(Params)]
+    return Params(**{n: float(d[n]) for n in names if n in d or n in ("flight_overhead_s", "compute_scale")})
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
