@@ -26,6 +26,17 @@ def test_simulate_json_schema():
     assert doc["scenario"]["network"]["loss"] == pytest.approx(0.01)
 
 
+def test_version_says_which_build_runs():
+    """`--version` on stdout, with whether the per-packet modules run compiled (this checkout's
+    modules are interpreted; a regular install's are compiled, see tests/test_compiled.py)."""
+    import ttlbsim as pkg
+    p = ttlbsim("--version")
+    assert p.returncode == 0 and p.stderr == ""
+    n = len(pkg.compiled_modules())
+    build = f"{n} modules compiled with mypyc" if n else "interpreted: no compiled modules"
+    assert p.stdout == f"ttlbsim {pkg.__version__} ({build})\n"
+
+
 def test_compare_prints_both_sides_and_slowdown():
     p = ttlbsim("compare", "--rtt", "200ms", "--bandwidth", "1Mbit", "--initcwnd", "20", "--data", "0,200KiB",
                 "--runs", "2", "--compute", "zero")

@@ -63,11 +63,22 @@ def _int_arg(flag: str):
     return parse
 
 
+class _Version(argparse.Action):
+    """`--version`: the version and whether the per-packet modules run compiled (a regular install
+    compiles them with mypyc; an editable one does not), worked out only when asked."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from . import __version__, compiled_modules
+        n = len(compiled_modules())
+        build = f"{n} modules compiled with mypyc" if n else "interpreted: no compiled modules"
+        sys.stdout.write(f"ttlbsim {__version__} ({build})\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ttlbsim", description="TLS 1.3 time to last byte, classical vs post-quantum, "
                      "over Linux TCP and a netem link: simulated in milliseconds, or emulated for real.")
-    from . import __version__
-    parser.add_argument("--version", action="version", version=f"ttlbsim {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and build, and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(f".commands.{name}", __package__).add_parser(sub)
