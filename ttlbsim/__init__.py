@@ -12,7 +12,6 @@ from .errors import InvalidValue, TTLBSimError
 from .scenario import ComputeConfig, NetworkConfig, Scenario, TCPConfig, TLSConfig, Workload
 
 
-
 def compiled_modules() -> tuple[str, ...]:
     """The simulator's modules that run as mypyc-compiled C extensions in this installation:
     a regular `pip install .` compiles the per-packet path (see hatch_build.py; same results,
