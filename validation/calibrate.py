@@ -47,6 +47,8 @@ from ttlbsim import Scenario
 from ttlbsim.errors import InvalidValue
 from ttlbsim.simulate import simulate
 
+from .requeue import summary_load
+
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
 DEFAULT_DATA = ROOT / "data" / "study"
@@ -375,16 +377,7 @@ UML guests then wait for a CPU) gets that noted with its misses."""
 def host_load(cell: Cell) -> float | None:
     """The highest 1-minute load average recorded before and after the cell was emulated (the
     `host_load` its data set keeps), or None if not recorded."""
-    rec = (cell.summary or {}).get("host_load") or {}
-    loads = []
-    for key in ("uptime_before", "uptime_after"):
-        text = rec.get(key) or ""
-        if "load average:" in text:
-            try:
-                loads.append(float(text.split("load average:")[1].split(",")[0]))
-            except ValueError:
-                pass
-    return max(loads) if loads else None
+    return summary_load(cell.summary or {})
 
 
 GAP_Z = 2.58
@@ -399,16 +392,19 @@ def cdf_gap_z(f: float, level: float, n_emu: int, n_sim: int) -> float:
     f(1 - f)/n_emu, and F_sim is itself estimated from n_sim runs. Where the quantile sits at a gap
     between two modes (a recovery round apart), a few points of CDF move it by a whole round, so
     this, not the time error, says whether the model is off (§7)."""
-    se = math.sqrt(max(f * (1 - f), 1e-12) * (1 / n_emu + 1 / n_sim))
-    return abs(f - level) / se
+    return abs(f - level) / _share_se(f, n_emu, n_sim)
 
 
 def share_z(a: float, b: float, n_a: int, n_b: int) -> float:
     """How far apart, in standard errors, two shares of runs (`a` of n_a emulated, `b` of n_b
     simulated) are, under one common share (the pooled one)."""
-    p = (a * n_a + b * n_b) / (n_a + n_b)
-    se = math.sqrt(max(p * (1 - p), 1e-12) * (1 / n_a + 1 / n_b))
-    return abs(a - b) / se
+    return abs(a - b) / _share_se((a * n_a + b * n_b) / (n_a + n_b), n_a, n_b)
+
+
+def _share_se(p: float, n_a: int, n_b: int) -> float:
+    """Standard error of a difference between two shares estimated from n_a and n_b runs, both
+    binomial around the share p."""
+    return math.sqrt(max(p * (1 - p), 1e-12) * (1 / n_a + 1 / n_b))
 
 
 def miss_reasons(cell: Cell, cmp: dict) -> str:

@@ -32,8 +32,9 @@ NOTE = ("quiet re-run (one emulation at a time) of cells first emulated at load 
         "the first runs are kept in validation/data/busy/")
 
 
-def _load(summary: dict) -> float | None:
-    """The highest 1-minute load average a cell's summary records (before and after), or None."""
+def summary_load(summary: dict) -> float | None:
+    """The highest 1-minute load average a cell's summary (its `.json`) records before and after
+    it was emulated (the `host_load` validation.run keeps), or None if not recorded."""
     rec = summary.get("host_load") or {}
     loads = []
     for key in ("uptime_before", "uptime_after"):
@@ -55,7 +56,7 @@ def busy_cells(data: Path, load: float = BUSY_LOAD) -> list[str]:
         if f.name == "manifest.json" or f.stem in done:
             continue
         summary = json.loads(f.read_text())
-        peak = _load(summary)
+        peak = summary_load(summary)
         if peak is not None and peak >= load:
             out.append((float((summary.get("provenance") or {}).get("seconds") or 0.0), f.stem))
     return [name for _, name in sorted(out)]
