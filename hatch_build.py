@@ -4,7 +4,7 @@ A simulated connection spends nearly all its time in the TCP model's per-packet 
 receiver, endpoint, congestion control, RTT estimator, segments, timers, host latency). Those
 modules are plain, type-annotated Python; mypyc (the compiler mypy and black ship with) turns
 them into C extensions of the same modules, with the same behaviour: results are bit-identical
-to the interpreted modules (tests/test_compiled.py checks it) and 1.5-2.5x faster
+to the interpreted modules (tests/test_compiled.py checks it) and 2.2-2.6x faster
 (benchmarks/bench_simulate.py says which build it ran).
 
 - `pip install .` (a regular wheel) compiles them; the `.py` sources ship beside the extensions.
