@@ -31,7 +31,7 @@ def _dataset(tmp_path):
 
 def test_list_gives_busy_cells_not_rerun_yet_shortest_first(tmp_path, capsys):
     data = _dataset(tmp_path)
-    assert R.busy_cells(data) == ["fast_busy", "slow_busy"]  # load >= 2.5, by duration
+    assert R.busy_cells(data) == ["fast_busy", "slow_busy"]  # load >= BUSY_LOAD (1.6), by duration
     assert R.busy_cells(data, load=4.0) == ["slow_busy"]
     assert R.main(["list", "--data", str(data)]) == 0
     assert capsys.readouterr().out.strip() == "--only fast_busy --only slow_busy"
@@ -54,7 +54,7 @@ def test_merge_keeps_the_first_run_and_adopts_the_quiet_one_once(tmp_path):
     runs = json.loads((data / "manifest.json").read_text())["runs"]
     assert [r["id"] for r in runs] == ["a", "q1"]
     assert runs[1]["cells"] == ["slow_busy"] and runs[1]["cell_log"] == [{"cell": "slow_busy"}]
-    assert "load average >= 2.5" in runs[1]["note"]
+    assert f"load average >= {R.BUSY_LOAD:g}" in runs[1]["note"]
     # merged again: the first run stays in busy/, the manifest entry is not duplicated
     assert R.merge(quiet, data) == ["slow_busy"]
     assert json.loads((busy / "slow_busy.json").read_text())["tag"] == "first"

@@ -47,7 +47,7 @@ from ttlbsim import Scenario
 from ttlbsim.errors import InvalidValue
 from ttlbsim.simulate import simulate
 
-from .requeue import summary_load
+from .requeue import BUSY_LOAD, summary_load
 
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
@@ -367,11 +367,6 @@ def loss_share_reason(row: dict, q: int) -> str | None:
             f"(±{200 * sampling:.0f} points sampling): loss reaches the {'emulated' if pe < ps else 'simulated'} "
             f"connections more often, which moves this quantile into a {'slower' if pe < ps else 'faster'} recovery "
             f"mode there (§8)")
-
-
-BUSY_LOAD = 2.0
-"""A cell emulated while the 1-minute load average was at least this (the campaign host has 2 CPUs:
-UML guests then wait for a CPU) gets that noted with its misses."""
 
 
 def host_load(cell: Cell) -> float | None:

@@ -4,6 +4,7 @@
     python -m validation.diagnose holes   [--loss 1%]  [--runs 30]     # sizes of netem's loss bursts
     python -m validation.diagnose replies [--runs 20]                  # per-packet host latency
     python -m validation.diagnose ... --pcap FILE                      # analyse an existing capture
+    python -m validation.diagnose load    [--data validation/data/study] # host load vs timing spread
 
 The captures behind validation/REPORT.md are in validation/data/diagnosis/ (gzipped pcaps).
 
@@ -22,6 +23,10 @@ notwithstanding; segmentation happens after the qdisc), so the gaps come in pair
 SYN-ACK leaving the server's netem) and SYN-ACK → ACK (the client's side) — minus netem's one-way
 delay: what the hosts add to a packet's trip beyond netem (the timer firing late, softirq, veth),
 the per-packet latency the simulator models (`ttlbsim.host`; fitted from TCP_INFO min_rtt).
+`load` needs no capture: it reads a data set's cells and, for each lossy jitter-free one whose
+host load was recorded, the spread (IQR) of TTFB over the connections that retransmitted nothing
+(the same handshake every time, so the spread is the host's), grouped by the 1-minute load average
+before or after the cell: how much a busy campaign host adds (`validation.requeue.BUSY_LOAD`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import collections
 import re
 import statistics
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -113,6 +119,44 @@ def replies(pcap: Path, one_way_ms: float = 17.5) -> dict[str, list[float]]:
     return dict(res)
 
 
+LOAD_EDGES = (1.2, 1.6, 2.0, 2.5)
+"""Load-average bucket edges of `spread_by_load` (the UML guest alone keeps about 1 runnable)."""
+
+
+def loss_free_spread(data_dir: Path, min_runs: int = 20) -> list[tuple[float, float, str]]:
+    """(peak load, IQR of TTFB in ms, cell) for each lossy, jitter-free cell of `data_dir` with a
+    recorded host load and at least `min_runs` connections without a retransmission (either side)."""
+    import numpy as np
+
+    from .calibrate import host_load, load_cells
+    out = []
+    for c in load_cells(data_dir):
+        n = c.scenario.network
+        load = host_load(c)
+        if n.loss <= 0 or n.jitter_s > 0 or load is None:
+            continue
+        clean = np.asarray(c.emu["ttfb_ms"])[np.asarray(c.emu["retransmits"]) == 0]
+        if len(clean) >= min_runs:
+            q25, q75 = np.percentile(clean, [25, 75])
+            out.append((load, float(q75 - q25), c.name))
+    return sorted(out)
+
+
+def spread_by_load(points: list[tuple[float, float, str]], edges: tuple[float, ...] = LOAD_EDGES,
+                   wide_ms: float = 2.5) -> list[dict]:
+    """`loss_free_spread`'s cells grouped by load (buckets split at `edges`): count, median and
+    p75 of the IQR, and the share of cells whose IQR exceeds `wide_ms`."""
+    import numpy as np
+    bounds = (0.0, *edges, float("inf"))
+    out = []
+    for lo, hi in zip(bounds, bounds[1:]):
+        v = np.array([iqr for load, iqr, _ in points if lo <= load < hi])
+        if len(v):
+            out.append({"load_from": lo, "load_to": hi, "cells": len(v), "median_ms": float(np.median(v)),
+                        "p75_ms": float(np.percentile(v, 75)), "wide_share": float(np.mean(v > wide_ms))})
+    return out
+
+
 def capture(pcap: Path, runs: int, data: str, loss: str) -> None:
     from ttlbsim import Scenario
     from ttlbsim.emulate import emulate
@@ -125,12 +169,26 @@ def capture(pcap: Path, runs: int, data: str, loss: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m validation.diagnose", description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=("latency", "holes", "replies"))
+    ap.add_argument("what", choices=("latency", "holes", "replies", "load"))
     ap.add_argument("--pcap", default=None, help="analyse this capture instead of running an emulation")
     ap.add_argument("--runs", type=int, default=None)
     ap.add_argument("--data", default=None)
     ap.add_argument("--loss", default="1%")
     args = ap.parse_args(argv)
+    if args.what == "load":
+        from .requeue import DEFAULT_DATA
+        data = Path(args.data) if args.data else DEFAULT_DATA
+        if not data.is_dir():
+            sys.stderr.write(f"python -m validation.diagnose: --data {data} is not a directory of emulated cells\n")
+            return 2
+        points = loss_free_spread(data)
+        print(f"TTFB spread (IQR) of the connections that retransmitted nothing, {len(points)} lossy cells of {data}, "
+              f"by the host's 1-minute load average:")
+        for b in spread_by_load(points):
+            top = "up" if b["load_to"] == float("inf") else f"{b['load_to']:g}"
+            print(f"  load {b['load_from']:g}-{top}: {b['cells']:3d} cells, IQR median {b['median_ms']:.2f} ms, "
+                  f"p75 {b['p75_ms']:.2f} ms, {b['wide_share'] * 100:.0f} % of cells above 2.5 ms")
+        return 0
     with tempfile.TemporaryDirectory() as d:
         pcap = Path(args.pcap) if args.pcap else Path(d) / "cap.pcap"
         if not args.pcap:
