@@ -120,7 +120,9 @@ def replies(pcap: Path, one_way_ms: float = 17.5) -> dict[str, list[float]]:
 
 
 LOAD_EDGES = (1.2, 1.6, 2.0, 2.5)
-"""Load-average bucket edges of `spread_by_load` (the UML guest alone keeps about 1 runnable)."""
+WIDE_MS = 2.5
+"""Load-average bucket edges of `spread_by_load` (the UML guest alone keeps about 1 runnable), and
+the IQR (ms) above which a cell's loss-free spread counts as wide (a quiet cell's is about 1 ms)."""
 
 
 def loss_free_spread(data_dir: Path, min_runs: int = 20) -> list[tuple[float, float, str]]:
@@ -143,7 +145,7 @@ def loss_free_spread(data_dir: Path, min_runs: int = 20) -> list[tuple[float, fl
 
 
 def spread_by_load(points: list[tuple[float, float, str]], edges: tuple[float, ...] = LOAD_EDGES,
-                   wide_ms: float = 2.5) -> list[dict]:
+                   wide_ms: float = WIDE_MS) -> list[dict]:
     """`loss_free_spread`'s cells grouped by load (buckets split at `edges`): count, median and
     p75 of the IQR, and the share of cells whose IQR exceeds `wide_ms`."""
     import numpy as np
@@ -187,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         for b in spread_by_load(points):
             top = "up" if b["load_to"] == float("inf") else f"{b['load_to']:g}"
             print(f"  load {b['load_from']:g}-{top}: {b['cells']:3d} cells, IQR median {b['median_ms']:.2f} ms, "
-                  f"p75 {b['p75_ms']:.2f} ms, {b['wide_share'] * 100:.0f} % of cells above 2.5 ms")
+                  f"p75 {b['p75_ms']:.2f} ms, {b['wide_share'] * 100:.0f} % of cells above {WIDE_MS:g} ms")
         return 0
     with tempfile.TemporaryDirectory() as d:
         pcap = Path(args.pcap) if args.pcap else Path(d) / "cap.pcap"

@@ -6,8 +6,9 @@
 The campaign host has 2 CPUs and the UML guest keeps about one of them busy; a cell emulated while
 other emulations or simulations ran (1-minute load average >= 1.6 before or after it, as its `.json`
 records) has milliseconds of extra host timing in it: its loss-free connections spread about three
-times as wide as a quiet cell's (`python -m validation.diagnose load`; validation/diagnosis.md §12). `list` prints those cells, shortest first by their
-recorded duration, as `--only` arguments for the runner:
+times as wide as a quiet cell's (`python -m validation.diagnose load`; validation/diagnosis.md §12).
+`list` prints those cells, shortest first by their recorded duration, as `--only` arguments for the
+runner:
 
     python -m validation.run validation/campaigns/study.toml $(python -m validation.requeue list) \\
         --out-dir /tmp/quiet/study
