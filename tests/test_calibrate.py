@@ -343,3 +343,27 @@ def test_pooled_recovery_counts_shares_per_link_and_sampling_error(dataset):
     assert t["z"] == pytest.approx((0.20 - 0.05) / np.sqrt(0.05 * 0.95 / 200))
     assert "Handshake loss recovery, pooled" in "\n".join(C._pooled_lines(out))
     assert C.pooled_recovery([base], {base.name: {"ttfb_ms": sim}}) == []  # lossless cells are not pooled
+
+
+def test_the_quantile_family_counts_checks_beyond_the_sampling_band_and_what_chance_would_give(dataset):
+    """Two lossy cells, four p50/p90 checks each: one cell's simulated CDF sits at the emulated
+    quantiles (within the band), the other's 14 points above (200 and 1000 runs: about 4 SEs), so 4
+    of 8 checks are beyond the band; chance would give 8 · P(|Z| > 2.58) ≈ 0.08. A lossless cell is
+    not counted."""
+    base = next(c for c in C.load_cells(dataset) if c.name == "classical_1Gbit_35ms_0")
+    sim_stub = {"packets_up": np.zeros(3), "packets_down": np.zeros(3), "retransmits": np.zeros(3)}
+    emu = np.linspace(100.0, 300.0, 200)
+    rows = []
+    for shift in (0.0, 28.0):  # 28 ms of a 200 ms uniform spread: 14 points of CDF
+        cell = C.Cell(base.name, dict(base.key, loss="5%"), base.scenario.replace(loss="5%"), dict(base.emu),
+                      base.summary)
+        cell.emu.update(ttfb_ms=emu, ttlb_ms=emu, retransmits=np.ones(200))
+        sim = np.linspace(100.0, 300.0, 1000) - shift
+        rows.append((cell, C.compare_cell(cell, dict(sim_stub, ttfb_ms=sim, ttlb_ms=sim))))
+    rows.append((base, C.compare_cell(base, dict(sim_stub, ttfb_ms=np.full(3, 1.0), ttlb_ms=np.full(3, 1.0)))))
+    fam = C.quantile_family(rows)
+    assert fam["checks"] == 8 and fam["beyond"] == 4
+    assert fam["expected"] == pytest.approx(8 * 0.00988, rel=0.01)
+    # the shifted cell's medians are 28 ms (14 %) early, beyond the 10 % gate; its p90s 28 ms of
+    # 280 (10 %), inside the 15 % gate: 2 of the 4 checks beyond the band also miss
+    assert fam["beyond_miss"] == 2
