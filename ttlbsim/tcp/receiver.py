@@ -16,7 +16,8 @@ Modelled on Linux 6.1 (linux-tcp-netem.md §2, §4):
 - receive window: 64240 B in the SYN, then window_clamp = 65536 - advmss until receive-buffer
   autotuning (`tcp_rcv_space_adjust`, once per receiver RTT; off by default, see TCPConfig.
   rcv_autotune) raises it; rcv_ssthresh grows by
-  2·advmss per segment, in order or held out of order (`tcp_grow_window`).
+  2·advmss per segment, in order or held out of order (`tcp_grow_window`), and each growth arms
+  one quick-ACK credit (`icsk_ack.quick |= 1`): while the window opens, segments are ACKed singly.
 - receive memory and the window (`__tcp_select_window`, `tcp_select_window`): data not yet read by
   the application, and out-of-order data, occupy sk_rmem_alloc as coalesced skbs (payload + one
   ~1 KB skb head per up to 17 segments: `tcp_try_coalesce`); the advertised window is half the free
@@ -400,7 +401,8 @@ class Receiver:
     def _grow_window(self, length: int) -> None:
         """`tcp_grow_window` for a data segment of `length` bytes, in order or held out of order
         (already charged to the receive memory): rcv_ssthresh grows by 2·advmss (or twice the
-        segment) up to min(window_clamp, tcp_space())."""
+        segment) up to min(window_clamp, tcp_space()), and a growth sets one quick-ACK credit
+        (`icsk_ack.quick |= 1`: the next ACK goes at once, outside pingpong mode)."""
         space = self.rcvbuf - self.rmem()
         limit = space - (space >> 1)
         if self.window_clamp < limit:
@@ -412,6 +414,7 @@ class Receiver:
                 grow = 2 * length
             grown = ssthresh + grow
             self.rcv_ssthresh = grown if grown < limit else limit
+            self.quick |= 1  # the grown window is announced at once (icsk_ack.quick |= 1)
 
     def _compress(self, now: float) -> bool | None:
         """The SACK-compression part of `__tcp_ack_snd_check` (out-of-order data held)."""
