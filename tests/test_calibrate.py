@@ -199,6 +199,24 @@ def test_a_miss_the_emulator_repeats_on_a_rerun_says_so(dataset):
     assert "own re-run" not in C.miss_reasons(cell, r)
 
 
+def test_a_miss_that_the_pooled_reruns_meet_says_so(dataset):
+    """A quantile that misses against one emulation but not against both runs of the cell pooled
+    (twice the connections) says so, with the second run's quantile and the pooled error; where the
+    pooled runs still miss, it does not."""
+    cell = next(c for c in C.load_cells(dataset) if c.name == "classical_1Gbit_35ms_0")
+    sim = {k: v * 0.975 for k, v in cell.emu.items()}  # 2.5 % early
+    for rerun_scale, claimed in ((0.982, True), (1.0, False)):  # re-run 1.8 % earlier, or the same
+        again = C.Cell(cell.name, cell.key, cell.scenario, {k: v * rerun_scale for k, v in cell.emu.items()},
+                       cell.summary)
+        r = C.compare_cell(cell, sim, None, again)
+        assert not r["gate"]["pass"]
+        assert r["pooled"]["ttfb_ms"]["n"] == 2 * len(cell.emu["ttfb_ms"])
+        why = C.miss_reasons(cell, r)
+        assert ("with both runs pooled (20 connections) the simulator is" in why) == claimed, why
+        if claimed:
+            assert abs(r["pooled"]["ttfb_ms"]["err_p50"]) <= C.GATES["lossless"]["p50"] < abs(r["ttfb_ms"]["err_p50"])
+
+
 def test_a_quantile_at_the_edge_of_the_loss_free_mode_says_so(dataset):
     """A lossy cell whose median falls where the loss-free mode ends: the reason gives both shares
     of loss-free runs (42 % emulated, 51 % simulated: 2.3 standard errors with 200 and 1000 runs),
@@ -367,3 +385,19 @@ def test_the_quantile_family_counts_checks_beyond_the_sampling_band_and_what_cha
     # the shifted cell's medians are 28 ms (14 %) early, beyond the 10 % gate; its p90s 28 ms of
     # 280 (10 %), inside the 15 % gate: 2 of the 4 checks beyond the band also miss
     assert fam["beyond_miss"] == 2
+
+
+def test_a_report_simulates_with_the_crypto_times_of_the_calibration_host(dataset):
+    """Given a calibration file's `compute_times_s` (the crypto times measured on the host that
+    fitted it), the simulated scenario uses those, not this machine's, so the report regenerated
+    on another machine is the same; operations the file lacks are measured here."""
+    cell = next(c for c in C.load_cells(dataset) if c.name == "classical_1Gbit_35ms_0")
+    p = C.Params(flight_overhead_s=1e-3)
+    assert C.sim_scenario(cell, p).compute.mode == "measured"
+    sc = C.sim_scenario(cell, p, {"sign:rsa2048": 0.25})
+    times = dict(sc.compute.times_s)
+    assert sc.compute.mode == "explicit" and times["sign:rsa2048"] == 0.25
+    assert set(times) >= {"sign:rsa2048", "verify:rsa2048"} and times["verify:rsa2048"] < 0.25
+    slow = C.Simulator(runs=1, times={"sign:rsa2048": 0.25})(cell, p)
+    fast = C.Simulator(runs=1)(cell, p)
+    assert slow["ttfb_ms"][0] - fast["ttfb_ms"][0] > 240  # the server signs once per handshake
