@@ -1,4 +1,4 @@
-"""validation.diagnose replies: the kernel's immediate replies minus netem's one-way delay, from a
+"""validation.diagnose: replies (the kernel's immediate replies minus netem's one-way delay) and acks, from a
 capture's packets (here given directly instead of read from a pcap)."""
 
 from __future__ import annotations
@@ -62,3 +62,26 @@ def test_load_groups_the_loss_free_spread_of_lossy_cells_by_host_load(tmp_path, 
     assert "4 lossy cells" in capsys.readouterr().out
     assert D.main(["load", "--data", str(tmp_path / "missing")]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_acks_count_the_servers_skbs_and_the_clients_acks_by_size(monkeypatch):
+    """`acks`: the server's segments that pass the tap within 0.1 ms of each other and continue one
+    another are one skb (netem sent them as one GSO packet); a segment below the highest sequence
+    seen is a retransmission; the client's pure ACKs are sorted by how many MSS they advance."""
+    M = 1448
+    s = lambda t, a, b: (t, "s", ".", a, b, b - a, 1)  # noqa: E731
+    c = lambda t, ack: (t, "c", ".", None, None, 0, ack)  # noqa: E731
+    warm = [c(0.0, 1)] * 2
+    conn = [c(0.0, 1),
+            s(10.0, 1, 1 + M), s(10.02, 1 + M, 1 + 2 * M),         # a 2-segment skb
+            s(22.0, 1 + 2 * M, 1 + 3 * M),                          # a 1-segment skb
+            s(34.0, 1 + 4 * M, 1 + 5 * M),                          # after a hole
+            c(40.0, 1 + M), c(40.5, 1 + 2 * M),                     # one ACK per segment
+            c(50.0, 1 + 3 * M),
+            s(60.0, 1 + 3 * M, 1 + 4 * M),                          # the hole, retransmitted
+            c(70.0, 1 + 5 * M)]                                     # acknowledges two
+    monkeypatch.setattr(D, "packets", lambda pcap, with_ack=False: {"1": warm, "2": warm, "3": conn})
+    r = D.acks("unused.pcap")
+    assert r["server new skbs of 2 segments"] == 1 and r["server new skbs of 1 segment"] == 2
+    assert r["server retransmitted skbs of 1 segment"] == 1
+    assert r["client ACKs of 1 segment"] == 3 and r["client ACKs of 2 segments"] == 1

@@ -5,6 +5,7 @@
     python -m validation.diagnose replies [--runs 20]                  # per-packet host latency
     python -m validation.diagnose ... --pcap FILE                      # analyse an existing capture
     python -m validation.diagnose load    [--data validation/data/study] # host load vs timing spread
+    python -m validation.diagnose acks    --pcap FILE                  # server skb and client ACK sizes
 
 The captures behind validation/REPORT.md are in validation/data/diagnosis/ (gzipped pcaps).
 
@@ -23,6 +24,10 @@ notwithstanding; segmentation happens after the qdisc), so the gaps come in pair
 SYN-ACK leaving the server's netem) and SYN-ACK → ACK (the client's side) — minus netem's one-way
 delay: what the hosts add to a packet's trip beyond netem (the timer firing late, softirq, veth),
 the per-packet latency the simulator models (`ttlbsim.host`; fitted from TCP_INFO min_rtt).
+`acks`: per connection, the server's data packets as netem sent them (GSO skbs of 1, 2 or more
+segments; first transmissions and retransmissions) and the client's ACKs by how many segments each
+acknowledges — what decides how many times netem draws its loss on a slow link (§8 of
+validation/diagnosis.md; the capture `pq65_1Mbit_200ms_loss10_100KiB.pcap.gz`).
 `load` needs no capture: it reads a data set's cells and, for each lossy jitter-free one whose
 host load was recorded, the spread (IQR) of TTFB over the connections that retransmitted nothing
 (the same handshake every time, so the spread is the host's), grouped by the 1-minute load average
@@ -42,25 +47,33 @@ from pathlib import Path
 
 PKT = re.compile(r"(\d+\.\d+) IP 10\.77\.0\.(\d)\.(\d+) > 10\.77\.0\.(\d)\.(\d+): Flags \[([^\]]+)\]"
                  r"(?:, seq (\d+):(\d+))?.*length (\d+)")
+ACK = re.compile(r", ack (\d+)")
 
 
-def packets(pcap: Path) -> dict[str, list[tuple]]:
-    """Per client port: (time ms, 'c'|'s', flags, seq start, seq end, length)."""
+def _tcpdump(pcap: Path) -> str:
     if str(pcap).endswith(".gz"):  # the committed captures are gzipped
         import gzip
-        out = subprocess.run(["tcpdump", "-r", "-", "-n", "-tt", "-S"], input=gzip.decompress(Path(pcap).read_bytes()),
-                             capture_output=True).stdout.decode()
-    else:
-        out = subprocess.run(["tcpdump", "-r", str(pcap), "-n", "-tt", "-S"], capture_output=True, text=True).stdout
+        return subprocess.run(["tcpdump", "-r", "-", "-n", "-tt", "-S"], input=gzip.decompress(Path(pcap).read_bytes()),
+                              capture_output=True).stdout.decode()
+    return subprocess.run(["tcpdump", "-r", str(pcap), "-n", "-tt", "-S"], capture_output=True, text=True).stdout
+
+
+def packets(pcap: Path, with_ack: bool = False) -> dict[str, list[tuple]]:
+    """Per client port: (time ms, 'c'|'s', flags, seq start, seq end, length), and the
+    acknowledgement number (None on a SYN) with `with_ack`."""
     conns: dict[str, list[tuple]] = collections.defaultdict(list)
-    for line in out.splitlines():
+    for line in _tcpdump(pcap).splitlines():
         m = PKT.match(line)
         if not m:
             continue
         src = m[2]
         port = m[3] if src == "1" else m[5]
-        conns[port].append((float(m[1]) * 1e3, "c" if src == "1" else "s", m[6],
-                            int(m[7]) if m[7] else None, int(m[8]) if m[8] else None, int(m[9])))
+        pk = (float(m[1]) * 1e3, "c" if src == "1" else "s", m[6],
+              int(m[7]) if m[7] else None, int(m[8]) if m[8] else None, int(m[9]))
+        if with_ack:
+            a = ACK.search(line)
+            pk += (int(a[1]) if a else None,)
+        conns[port].append(pk)
     return dict(sorted(conns.items(), key=lambda kv: kv[1][0][0]))
 
 
@@ -100,6 +113,40 @@ def holes(pcap: Path, mss: int = 1448) -> tuple[collections.Counter, int, int]:
             hi = b if hi is None else max(hi, b)
         clean += n == 0
     return sizes, clean, len(conns)
+
+
+def acks(pcap: Path, mss: int = 1448, skip: int = 2) -> dict[str, float]:
+    """Per connection (mean over the capture's connections after `skip` warm-ups): the server's
+    data packets as netem sent them — a GSO skb leaves netem whole and is segmented after it, so its
+    segments pass the tap back to back (within 0.1 ms) — by size and whether they are first
+    transmissions or retransmissions (below the highest sequence seen); and the client's pure ACKs
+    that advance the acknowledged edge, by how many MSS each acknowledges (one per segment in
+    quick-ACK mode, two with delayed ACKs, more after a hole is filled)."""
+    out: collections.Counter = collections.Counter()
+    conns = list(packets(pcap, with_ack=True).values())[skip:]
+    for pk in conns:
+        skbs: list[list] = []
+        for t, d, f, a, b, length, ack in pk:
+            if d != "s" or a is None or length == 0:
+                continue
+            if skbs and t - skbs[-1][0] < 0.1 and a == skbs[-1][2]:
+                skbs[-1][2], skbs[-1][3] = b, skbs[-1][3] + 1
+            else:
+                skbs.append([t, a, b, 1])
+        hi = None
+        for t, a, b, n in skbs:
+            kind = "retransmitted" if hi is not None and a < hi else "new"
+            out[f"server {kind} skbs of {min(n, 3)}{'+' if n >= 3 else ''} segment{'s' if n > 1 else ''}"] += 1
+            hi = b if hi is None else max(hi, b)
+        edge = None
+        for t, d, f, a, b, length, ack in pk:
+            if d != "c" or ack is None:
+                continue
+            if edge is not None and ack > edge and length == 0:
+                k = (ack - edge) / mss
+                out["client ACKs of " + ("1 segment" if k <= 1.05 else "2 segments" if k <= 2.05 else "more")] += 1
+            edge = ack if edge is None else max(edge, ack)
+    return {k: v / max(len(conns), 1) for k, v in sorted(out.items())}
 
 
 def replies(pcap: Path, one_way_ms: float = 17.5) -> dict[str, list[float]]:
@@ -171,7 +218,7 @@ def capture(pcap: Path, runs: int, data: str, loss: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m validation.diagnose", description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=("latency", "holes", "replies", "load"))
+    ap.add_argument("what", choices=("latency", "holes", "replies", "load", "acks"))
     ap.add_argument("--pcap", default=None, help="analyse this capture instead of running an emulation")
     ap.add_argument("--runs", type=int, default=None)
     ap.add_argument("--data", default=None)
@@ -208,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
                 q = statistics.quantiles(v, n=10) if len(v) > 1 else v * 9
                 print(f"{k:24s} excess over netem's delay: p10 {q[0]:4.0f} us, median {statistics.median(v):4.0f} us, "
                       f"p90 {q[-1]:4.0f} us (n {len(v)})")
+        elif args.what == "acks":
+            for k, v in acks(pcap).items():
+                print(f"{k:45s} {v:6.2f} per connection")
         else:
             sizes, clean, n = holes(pcap)
             print("netem loss bursts in the server's stream, in MSS (count): "
