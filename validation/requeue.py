@@ -13,7 +13,9 @@ runner:
     python -m validation.run validation/campaigns/study.toml $(python -m validation.requeue list) \\
         --out-dir /tmp/quiet/study
 
-(run it alone on the host; stop it with SIGTERM, it resumes cell by cell). `merge` then moves each
+(run it alone on the host; stop it with SIGTERM, it resumes cell by cell; and on the kind of host the
+data set was taken on: emulate a lossless cell first and compare it with the data set's, since a
+faster host makes every handshake milliseconds shorter, diagnosis.md §12). `merge` then moves each
 re-run cell's busy first run to `validation/data/busy/`, copies the quiet run into the data set,
 and appends the quiet runner's manifest entries (only the cells it adopted) with a note. A cell
 whose first run is already in `busy/` was re-run before and is not listed again.

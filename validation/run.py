@@ -70,6 +70,20 @@ def _uptime() -> str:
         return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def _cpu_model() -> str | None:
+    """The host CPU's model name and clock (/proc/cpuinfo): emulated timing depends on the host — a
+    faster one makes every handshake milliseconds shorter (validation/diagnosis.md §12), so cells of
+    one data set should come from one kind of host."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    name = fields.get("model name\t", "").strip()
+    mhz = fields.get("cpu MHz\t\t", "").strip()
+    return f"{name} ({mhz} MHz)" if name else None
+
+
 def select(all_cells: list[dict], patterns: list[str] | None) -> list[dict]:
     """Cells matching any pattern, in pattern order (then grid order), each once."""
     if not patterns:
@@ -112,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     session = {"id": f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}",
                "command": " ".join([sys.executable.split("/")[-1], "-m", "validation.run", *(argv or sys.argv[1:])]),
                "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node(), "host_kernel": platform.release(),
-               "cpus": os.cpu_count(), "loadavg_start": os.getloadavg(), "cells": [], "cell_log": []}
+               "cpus": os.cpu_count(), "cpu_model": _cpu_model(), "loadavg_start": os.getloadavg(), "cells": [],
+               "cell_log": []}
     for i, cell in enumerate(todo, 1):
         name = cell_name(cell)
         if (out / f"{name}.json").exists():
