@@ -1211,7 +1211,7 @@ def calibrate(data_dir: Path = DEFAULT_DATA, out: Path | None = DEFAULT_OUT, rep
         if out is not None and Path(out).exists():  # the report shows the existing fit, unchanged
             doc = json.loads(Path(out).read_text())
             # ... simulated with the crypto times it was fitted with, not this machine's
-            sim.times = doc.get("compute_times_s") or None
+            sim = Simulator(sim_runs, fit_runs, doc.get("compute_times_s"))
     baseline_p = Params()
     again = {c.name: c for c in rerun_cells(data_dir)}
     rows, base_rows, sims = [], [], {}

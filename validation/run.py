@@ -78,9 +78,8 @@ def _cpu_model() -> str | None:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return None
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    name = fields.get("model name\t", "").strip()
-    mhz = fields.get("cpu MHz\t\t", "").strip()
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in info.splitlines() if ":" in line)}
+    name, mhz = fields.get("model name", ""), fields.get("cpu MHz", "")
     return f"{name} ({mhz} MHz)" if name else None
 
 
